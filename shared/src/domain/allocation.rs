@@ -1,0 +1,166 @@
+//! The result model: allocation rows, their totals, re-aggregation and the summary line.
+
+use super::dimension::Dimension;
+use super::flavour::Flavour;
+use super::metric::CostMetric;
+use super::plan::Warning;
+use super::window::UsageWindow;
+use std::collections::BTreeMap;
+
+/// The four metrics of one row, in [`CostMetric::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CostVector(pub [f64; 4]);
+
+impl CostVector {
+    pub fn get(&self, metric: CostMetric) -> f64 {
+        self.0[metric.index()]
+    }
+
+    pub fn add(&mut self, other: &CostVector) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// One group of the allocation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AllocationRow {
+    /// Group key values, aligned with [`Allocation::group_by`].
+    pub keys: Vec<String>,
+    /// Whether the group's line items carry a namespace tag.
+    pub allocated: bool,
+    pub costs: CostVector,
+    /// Distinct non-empty resource ids. After [`Allocation::regroup`] this is the sum over the merged
+    /// groups: an upper bound when one resource spans several of them.
+    pub resources: u64,
+    pub line_items: u64,
+}
+
+/// A whole allocation: rows plus what the user must know about how they were made.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Allocation {
+    pub flavour: Flavour,
+    pub window: Option<UsageWindow>,
+    pub group_by: Vec<Dimension>,
+    pub rows: Vec<AllocationRow>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Totals for one metric: the numbers behind the summary line.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub metric: CostMetric,
+    pub total: f64,
+    pub allocated: f64,
+    pub unallocated: f64,
+    /// `allocated / total`, or `None` when the total is 0.
+    pub allocated_share: Option<f64>,
+    pub line_items: u64,
+    pub rows: usize,
+    pub warnings: usize,
+}
+
+impl Allocation {
+    /// The sum of every row: equals the CUR total of the window for each metric.
+    pub fn totals(&self) -> CostVector {
+        self.sum(|_| true)
+    }
+
+    /// The sum of rows with a namespace tag.
+    pub fn allocated_totals(&self) -> CostVector {
+        self.sum(|row| row.allocated)
+    }
+
+    /// The sum of rows without one.
+    pub fn unallocated_totals(&self) -> CostVector {
+        self.sum(|row| !row.allocated)
+    }
+
+    fn sum(&self, keep: impl Fn(&AllocationRow) -> bool) -> CostVector {
+        let mut total = CostVector::default();
+        for row in self.rows.iter().filter(|r| keep(r)) {
+            total.add(&row.costs);
+        }
+        total
+    }
+
+    /// The summary line's numbers for `metric`.
+    pub fn summary(&self, metric: CostMetric) -> Summary {
+        let total = self.totals().get(metric);
+        let allocated = self.allocated_totals().get(metric);
+        Summary {
+            metric,
+            total,
+            allocated,
+            unallocated: self.unallocated_totals().get(metric),
+            allocated_share: (total.abs() > f64::EPSILON).then(|| allocated / total),
+            line_items: self.rows.iter().map(|r| r.line_items).sum(),
+            rows: self.rows.len(),
+            warnings: self.warnings.len(),
+        }
+    }
+
+    /// Re-aggregates to `group_by` (each must be one of the current keys), summing metrics, resources
+    /// and line items. Rows that differ only in the allocated flag stay apart so the summary stays exact.
+    /// Returns `None` if a requested dimension is not among the current keys.
+    pub fn regroup(&self, group_by: &[Dimension]) -> Option<Allocation> {
+        let positions: Vec<usize> = group_by
+            .iter()
+            .map(|d| self.group_by.iter().position(|g| g == d))
+            .collect::<Option<_>>()?;
+        let mut merged: BTreeMap<(Vec<String>, bool), AllocationRow> = BTreeMap::new();
+        for row in &self.rows {
+            let keys: Vec<String> = positions.iter().map(|&p| row.keys[p].clone()).collect();
+            let entry = merged
+                .entry((keys.clone(), row.allocated))
+                .or_insert_with(|| AllocationRow {
+                    keys,
+                    allocated: row.allocated,
+                    costs: CostVector::default(),
+                    resources: 0,
+                    line_items: 0,
+                });
+            entry.costs.add(&row.costs);
+            entry.resources += row.resources;
+            entry.line_items += row.line_items;
+        }
+        Some(Allocation {
+            flavour: self.flavour,
+            window: self.window,
+            group_by: group_by.to_vec(),
+            rows: merged.into_values().collect(),
+            warnings: self.warnings.clone(),
+        })
+    }
+
+    /// Rows for display: those with equal keys merged (the allocated flag dropped), largest `metric` first,
+    /// ties by key.
+    pub fn display_rows(&self, metric: CostMetric) -> Vec<AllocationRow> {
+        let mut merged: BTreeMap<Vec<String>, AllocationRow> = BTreeMap::new();
+        for row in &self.rows {
+            let entry = merged
+                .entry(row.keys.clone())
+                .or_insert_with(|| AllocationRow {
+                    keys: row.keys.clone(),
+                    allocated: false,
+                    costs: CostVector::default(),
+                    resources: 0,
+                    line_items: 0,
+                });
+            entry.allocated |= row.allocated;
+            entry.costs.add(&row.costs);
+            entry.resources += row.resources;
+            entry.line_items += row.line_items;
+        }
+        let mut rows: Vec<AllocationRow> = merged.into_values().collect();
+        rows.sort_by(|a, b| {
+            b.costs
+                .get(metric)
+                .total_cmp(&a.costs.get(metric))
+                .then_with(|| a.keys.cmp(&b.keys))
+        });
+        rows
+    }
+}

@@ -1,0 +1,402 @@
+//! Renders an [`AllocationPlan`] to SQL for Athena (Trino) or the embedded DataFusion engine.
+//!
+//! Shape (both dialects): a derived table computes every per-line-item expression, the outer query
+//! only groups and sums. DataFusion plans the grouped `COUNT(DISTINCT …)` as a cheap two-phase
+//! aggregate only when no cast sits inside aggregate arguments (engine-notes.md), so all casts and
+//! CASEs live in the derived table. Every identifier is quoted and every literal escaped here.
+
+use super::dimension::Dimension;
+use super::error::DomainError;
+use super::expr::Expr;
+use super::flavour::Flavour;
+use super::metric::CostMetric;
+use super::plan::{AllocationPlan, SPLIT_COST_OPERATIONS};
+use super::tags::{Concept, TagSource};
+use super::UNALLOCATED;
+
+/// The SQL dialect to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Athena engine v3 (Trino). Always carries partition predicates.
+    Athena,
+    /// The embedded DataFusion engine over kubecur's canonical view (see the local engine adapter).
+    DataFusion,
+}
+
+/// The table to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRef {
+    /// `"database"."table"` in the Glue catalog.
+    Glue { database: String, table: String },
+    /// A table registered in the local engine's session.
+    Local(String),
+}
+
+/// The name of the local engine's map-or-JSON lookup function, `kubecur_tag(map_or_json, key)`.
+pub const LOCAL_TAG_FUNCTION: &str = "kubecur_tag";
+
+/// Output column of the allocated flag: 1 when the line item has a namespace tag.
+pub const ALLOCATED_COLUMN: &str = "allocated";
+/// Output column with the number of distinct non-empty resource ids in the group.
+pub const RESOURCES_COLUMN: &str = "resources";
+/// Output column with the number of line items in the group.
+pub const LINE_ITEMS_COLUMN: &str = "line_items";
+
+/// Quotes an identifier (`"name"`, with `"` doubled). Control characters and empty names are rejected.
+pub fn quote_ident(name: &str) -> Result<String, DomainError> {
+    if name.is_empty() || name.chars().any(char::is_control) || name.len() > 255 {
+        return Err(DomainError::InvalidIdentifier {
+            given: name.escape_debug().to_string(),
+            reason: "must be 1 to 255 characters without control characters".into(),
+        });
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// Quotes a text literal (`'O''Brien'`). Control characters are rejected rather than sent to SQL.
+pub fn quote_literal(value: &str) -> Result<String, DomainError> {
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::InvalidLiteral(value.to_string()));
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}
+
+struct Renderer<'a> {
+    plan: &'a AllocationPlan,
+    dialect: Dialect,
+}
+
+impl Renderer<'_> {
+    fn zero(&self) -> &'static str {
+        match self.dialect {
+            // `0.0` is DECIMAL in Trino; `0E0` is DOUBLE like the cost columns.
+            Dialect::Athena => "0E0",
+            Dialect::DataFusion => "0.0",
+        }
+    }
+
+    fn expr(&self, expr: &Expr) -> Result<String, DomainError> {
+        Ok(match expr {
+            Expr::Zero => self.zero().to_string(),
+            Expr::Cost(columns) => {
+                let columns = columns
+                    .iter()
+                    .map(|c| quote_ident(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                format!("COALESCE({}, {})", columns.join(", "), self.zero())
+            }
+            Expr::Add(parts) => {
+                let parts = parts
+                    .iter()
+                    .map(|p| self.expr(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                format!("({})", parts.join(" + "))
+            }
+            Expr::Sub(left, right) => format!("({} - {})", self.expr(left)?, self.expr(right)?),
+            Expr::ByLineItemType {
+                type_column,
+                branches,
+                otherwise,
+            } => {
+                let subject = quote_ident(type_column)?;
+                let mut sql = String::from("CASE");
+                for branch in branches {
+                    let types = branch
+                        .types
+                        .iter()
+                        .map(|t| quote_literal(t))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    sql.push_str(&format!(" WHEN {subject} IN ({})", types.join(", ")));
+                    if let Some(column) = &branch.requires_non_empty {
+                        sql.push_str(&format!(
+                            " AND COALESCE({}, '') <> ''",
+                            quote_ident(column)?
+                        ));
+                    }
+                    sql.push_str(&format!(" THEN {}", self.expr(&branch.then)?));
+                }
+                sql.push_str(&format!(" ELSE {} END", self.expr(otherwise)?));
+                sql
+            }
+        })
+    }
+
+    fn tag_source(&self, source: &TagSource) -> Result<String, DomainError> {
+        Ok(match source {
+            TagSource::Column(column) => quote_ident(column)?,
+            TagSource::MapKey { column, key } => match self.dialect {
+                // `map['k']` fails on a missing key in Trino; element_at returns NULL.
+                Dialect::Athena => format!(
+                    "element_at({}, {})",
+                    quote_ident(column)?,
+                    quote_literal(key)?
+                ),
+                Dialect::DataFusion => format!(
+                    "{LOCAL_TAG_FUNCTION}({}, {})",
+                    quote_ident(column)?,
+                    quote_literal(key)?
+                ),
+            },
+        })
+    }
+
+    /// `NULLIF(TRIM(source), '')`: a blank or whitespace-only tag counts as absent.
+    fn tag_value(&self, source: &TagSource) -> Result<String, DomainError> {
+        Ok(format!("NULLIF(TRIM({}), '')", self.tag_source(source)?))
+    }
+
+    fn concept(&self, concept: Concept) -> Result<String, DomainError> {
+        let mut parts = self
+            .plan
+            .sources(concept)
+            .iter()
+            .map(|(_, source)| self.tag_value(source))
+            .collect::<Result<Vec<_>, _>>()?;
+        parts.push(quote_literal(UNALLOCATED)?);
+        Ok(format!("COALESCE({})", parts.join(", ")))
+    }
+
+    fn dimension(&self, dimension: Dimension) -> Result<String, DomainError> {
+        let plan = self.plan;
+        match dimension {
+            Dimension::Day => Ok(format!(
+                "CAST(CAST({} AS DATE) AS VARCHAR)",
+                quote_ident(&plan.day_column)?
+            )),
+            Dimension::Service => Ok(format!(
+                "COALESCE({}, '')",
+                quote_ident(&plan.service_column)?
+            )),
+            Dimension::Account => Ok(format!(
+                "COALESCE({}, '')",
+                quote_ident(&plan.account_column)?
+            )),
+            other => match other.concept() {
+                Some(concept) => self.concept(concept),
+                None => Err(DomainError::InvalidIdentifier {
+                    given: other.to_string(),
+                    reason: "not a tag dimension".into(),
+                }),
+            },
+        }
+    }
+
+    fn filters(&self, table_is_partitioned: bool) -> Result<Vec<String>, DomainError> {
+        let plan = self.plan;
+        let mut filters = Vec::new();
+        if table_is_partitioned {
+            let window = plan.window.ok_or(DomainError::WindowRequired)?;
+            let periods = window.billing_periods();
+            filters.push(match plan.flavour {
+                Flavour::LegacyCur => {
+                    let each = periods
+                        .iter()
+                        .map(|p| {
+                            let (year, month) = p.legacy_partition();
+                            Ok(format!(
+                                "(\"year\" = {} AND \"month\" = {})",
+                                quote_literal(&year)?,
+                                quote_literal(&month)?
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, DomainError>>()?;
+                    format!("({})", each.join(" OR "))
+                }
+                Flavour::Cur2 | Flavour::Focus => {
+                    let labels = periods
+                        .iter()
+                        .map(|p| quote_literal(&p.label()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    format!("\"billing_period\" IN ({})", labels.join(", "))
+                }
+            });
+        }
+        if let Some(window) = plan.window {
+            let day = quote_ident(&plan.day_column)?;
+            filters.push(format!(
+                "{day} >= TIMESTAMP '{} 00:00:00' AND {day} < TIMESTAMP '{} 00:00:00'",
+                window.from().format("%Y-%m-%d"),
+                window.to().format("%Y-%m-%d")
+            ));
+        }
+        if let Some(operation) = &plan.operation_column {
+            let excluded = SPLIT_COST_OPERATIONS
+                .iter()
+                .map(|o| quote_literal(o))
+                .collect::<Result<Vec<_>, _>>()?;
+            filters.push(format!(
+                "COALESCE({}, '') NOT IN ({})",
+                quote_ident(operation)?,
+                excluded.join(", ")
+            ));
+        }
+        if !plan.accounts.is_empty() {
+            let ids = plan
+                .accounts
+                .iter()
+                .map(|a| quote_literal(a.as_str()))
+                .collect::<Result<Vec<_>, _>>()?;
+            filters.push(format!(
+                "{} IN ({})",
+                quote_ident(&plan.account_column)?,
+                ids.join(", ")
+            ));
+        }
+        Ok(filters)
+    }
+
+    fn table(&self, table: &TableRef) -> Result<String, DomainError> {
+        match table {
+            TableRef::Glue { database, table } => Ok(format!(
+                "{}.{}",
+                quote_ident(database)?,
+                quote_ident(table)?
+            )),
+            TableRef::Local(name) => quote_ident(name),
+        }
+    }
+
+    fn where_clause(&self, table: &TableRef) -> Result<String, DomainError> {
+        let partitioned = matches!(table, TableRef::Glue { .. }) && self.dialect == Dialect::Athena;
+        let filters = self.filters(partitioned)?;
+        Ok(if filters.is_empty() {
+            String::new()
+        } else {
+            format!("\nWHERE {}", filters.join("\n  AND "))
+        })
+    }
+
+    fn allocation(&self, table: &TableRef) -> Result<String, DomainError> {
+        let plan = self.plan;
+        let mut inner = Vec::new();
+        for dimension in &plan.group_by {
+            inner.push(format!(
+                "{} AS {}",
+                self.dimension(*dimension)?,
+                quote_ident(dimension.name())?
+            ));
+        }
+        if !plan.group_by.contains(&Dimension::Namespace) {
+            inner.push(format!(
+                "{} AS {}",
+                self.concept(Concept::Namespace)?,
+                quote_ident(Dimension::Namespace.name())?
+            ));
+        }
+        for metric in CostMetric::ALL {
+            inner.push(format!(
+                "{} AS {}",
+                self.expr(&plan.metrics[metric.index()])?,
+                quote_ident(metric.sql_alias())?
+            ));
+        }
+        let resource = match &plan.resource_column {
+            Some(column) => format!("NULLIF(TRIM({}), '')", quote_ident(column)?),
+            None => "CAST(NULL AS VARCHAR)".to_string(),
+        };
+        inner.push(format!("{resource} AS \"resource_id\""));
+
+        let keys = plan
+            .group_by
+            .iter()
+            .map(|d| quote_ident(d.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let allocated = format!(
+            "CASE WHEN \"namespace\" = {} THEN 0 ELSE 1 END",
+            quote_literal(UNALLOCATED)?
+        );
+        let mut outer: Vec<String> = keys.clone();
+        outer.push(format!("{allocated} AS {}", quote_ident(ALLOCATED_COLUMN)?));
+        for metric in CostMetric::ALL {
+            let alias = quote_ident(metric.sql_alias())?;
+            outer.push(format!("SUM({alias}) AS {alias}"));
+        }
+        outer.push(format!(
+            "COUNT(DISTINCT \"resource_id\") AS {}",
+            quote_ident(RESOURCES_COLUMN)?
+        ));
+        outer.push(format!("COUNT(*) AS {}", quote_ident(LINE_ITEMS_COLUMN)?));
+        let mut group = keys;
+        group.push(allocated);
+
+        Ok(format!(
+            "SELECT\n  {}\nFROM (\n  SELECT\n    {}\n  FROM {}{}\n) AS \"line_items\"\nGROUP BY {}",
+            outer.join(",\n  "),
+            inner.join(",\n    "),
+            self.table(table)?,
+            self.where_clause(table)?.replace('\n', "\n  "),
+            group.join(", ")
+        ))
+    }
+
+    fn tag_probe(&self, table: &TableRef) -> Result<Option<String>, DomainError> {
+        let sources = self.plan.tag_sources();
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let counts = sources
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, source))| {
+                Ok(format!(
+                    "COUNT({}) AS \"source_{i}\"",
+                    self.tag_value(source)?
+                ))
+            })
+            .collect::<Result<Vec<_>, DomainError>>()?;
+        Ok(Some(format!(
+            "SELECT {} FROM {}{}",
+            counts.join(", "),
+            self.table(table)?,
+            self.where_clause(table)?
+        )))
+    }
+}
+
+/// Renders the allocation query: one row per group with the group keys (named after the dimensions),
+/// `allocated`, the four metrics (`list_cost`, `net_cost`, `amortized_cost`, `amortized_net_cost`),
+/// `resources` and `line_items`.
+///
+/// Errors: [`DomainError::WindowRequired`] for Athena without a window (it would scan every partition);
+/// [`DomainError::InvalidIdentifier`] / [`DomainError::InvalidLiteral`] for names or values that cannot be
+/// quoted safely.
+pub fn render_allocation(
+    plan: &AllocationPlan,
+    dialect: Dialect,
+    table: &TableRef,
+) -> Result<String, DomainError> {
+    Renderer { plan, dialect }.allocation(table)
+}
+
+/// Renders the tag-presence probe: one row, `source_<i>` = the number of line items in the window with a
+/// non-empty value from the i-th of [`AllocationPlan::tag_sources`]. `None` when no tag is readable.
+pub fn render_tag_probe(
+    plan: &AllocationPlan,
+    dialect: Dialect,
+    table: &TableRef,
+) -> Result<Option<String>, DomainError> {
+    Renderer { plan, dialect }.tag_probe(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_escaped() {
+        assert_eq!(quote_ident("2024_cur").expect("valid"), "\"2024_cur\"");
+        assert_eq!(quote_ident("a\"b").expect("valid"), "\"a\"\"b\"");
+        assert!(quote_ident("").is_err());
+        assert!(quote_ident("a\nb").is_err());
+    }
+
+    #[test]
+    fn literals_are_escaped_and_control_characters_refused() {
+        assert_eq!(quote_literal("O'Brien").expect("valid"), "'O''Brien'");
+        assert_eq!(
+            quote_literal("zahlungsverkehr-ü").expect("valid"),
+            "'zahlungsverkehr-ü'"
+        );
+        assert!(quote_literal("a\u{0}b").is_err());
+    }
+}

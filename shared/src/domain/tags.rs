@@ -1,0 +1,309 @@
+//! Kubernetes concepts, the tag keys that carry them, and where those tags live in each flavour.
+
+use super::columns::{aws_column_name, ColumnSet};
+use super::error::DomainError;
+use super::flavour::Flavour;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A Kubernetes concept a resource can be tagged with.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Concept {
+    Cluster,
+    Namespace,
+    Deployment,
+    Pod,
+    Daemonset,
+    Container,
+}
+
+impl Concept {
+    pub const ALL: [Concept; 6] = [
+        Concept::Cluster,
+        Concept::Namespace,
+        Concept::Deployment,
+        Concept::Pod,
+        Concept::Daemonset,
+        Concept::Container,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Concept::Cluster => "cluster",
+            Concept::Namespace => "namespace",
+            Concept::Deployment => "deployment",
+            Concept::Pod => "pod",
+            Concept::Daemonset => "daemonset",
+            Concept::Container => "container",
+        }
+    }
+
+    /// The tag key engineers use by default: `kubernetes_namespace`, …
+    pub fn default_key(self) -> String {
+        format!("kubernetes_{}", self.name())
+    }
+
+    fn allowed() -> String {
+        Concept::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Concept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Concept {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Concept::ALL
+            .into_iter()
+            .find(|c| c.name() == wanted)
+            .ok_or_else(|| format!("unknown concept `{text}`"))
+    }
+}
+
+/// For each concept, the tag keys (as written on the resources) that carry it; the first non-empty wins.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TagMapping {
+    keys: BTreeMap<Concept, Vec<String>>,
+}
+
+impl Default for TagMapping {
+    /// Every concept maps to its `kubernetes_<concept>` key.
+    fn default() -> Self {
+        TagMapping {
+            keys: Concept::ALL
+                .into_iter()
+                .map(|c| (c, vec![c.default_key()]))
+                .collect(),
+        }
+    }
+}
+
+impl TagMapping {
+    /// The keys for `concept`, in priority order.
+    pub fn keys(&self, concept: Concept) -> &[String] {
+        self.keys.get(&concept).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Applies one override, `namespace=app.kubernetes.io/part-of,team`: the concept's keys are replaced.
+    ///
+    /// Keys are kept as written (they are tag keys, not column names); empty keys, a missing `=` or an
+    /// unknown concept are errors. Keys may contain `=` after the first one, `.`, `/`, `:` and unicode.
+    pub fn apply_override(&mut self, spec: &str) -> Result<(), DomainError> {
+        let invalid = |reason: &str| DomainError::InvalidTagMapping {
+            given: spec.to_string(),
+            reason: reason.to_string(),
+            allowed: Concept::allowed(),
+        };
+        let (concept, keys) = spec.split_once('=').ok_or_else(|| invalid("missing `=`"))?;
+        let concept: Concept = concept.parse().map_err(|e: String| invalid(&e))?;
+        let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
+        if keys.iter().any(String::is_empty) {
+            return Err(invalid("empty tag key"));
+        }
+        if keys.iter().any(|k| k.chars().any(char::is_control)) {
+            return Err(invalid("tag key contains a control character"));
+        }
+        self.keys.insert(concept, keys);
+        Ok(())
+    }
+}
+
+/// Where one tag's value is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum TagSource {
+    /// Legacy CUR: a flat column such as `resource_tags_user_kubernetes_namespace`.
+    Column(String),
+    /// CUR 2.0 / FOCUS: a key in a map column (or a JSON object in CSV exports).
+    MapKey { column: String, key: String },
+}
+
+/// The outcome of resolving one tag key against a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The key is readable from these sources (more than one when AWS merged or the reader de-duplicated).
+    Found(Vec<TagSource>),
+    /// The table cannot hold this key: what was looked for, for the warning.
+    Missing { looked_for: String },
+}
+
+/// Resolves a tag key (as written on the resource) for a flavour and its real column list.
+///
+/// Legacy CUR: the key becomes `resource_tags_user_<normalised>` (`aws:` keys `resource_tags_aws_…`) and
+/// must exist as a column. CUR 2.0: the same name without `resource_tags_` as a key of the
+/// `resource_tags` map. FOCUS: the key of the `tags` map as written, and also `user:<key>` because the
+/// key form of AWS's FOCUS export is unverified (billing-data.md §1). Map keys can only be checked
+/// against data, not columns: see the presence probe in the engine adapters.
+pub fn resolve_tag(flavour: Flavour, columns: &ColumnSet, key: &str) -> Resolution {
+    let column_form = if key.starts_with("aws:") {
+        aws_column_name(&format!("resourceTags/{key}"))
+    } else {
+        aws_column_name(&format!("resourceTags/user:{key}"))
+    };
+    match flavour {
+        Flavour::LegacyCur => {
+            let found = columns.resolve(&column_form);
+            if found.is_empty() {
+                Resolution::Missing {
+                    looked_for: format!("column {column_form}"),
+                }
+            } else {
+                Resolution::Found(
+                    found
+                        .into_iter()
+                        .map(|c| TagSource::Column(c.to_string()))
+                        .collect(),
+                )
+            }
+        }
+        Flavour::Cur2 => match columns.get("resource_tags") {
+            Some(map) => {
+                let map_key = column_form
+                    .strip_prefix("resource_tags_")
+                    .unwrap_or(&column_form)
+                    .to_string();
+                Resolution::Found(vec![TagSource::MapKey {
+                    column: map.to_string(),
+                    key: map_key,
+                }])
+            }
+            None => Resolution::Missing {
+                looked_for: "column resource_tags".into(),
+            },
+        },
+        Flavour::Focus => match columns.get("tags") {
+            Some(map) => {
+                let mut sources = vec![TagSource::MapKey {
+                    column: map.to_string(),
+                    key: key.to_string(),
+                }];
+                if !key.starts_with("user:") && !key.starts_with("aws:") {
+                    sources.push(TagSource::MapKey {
+                        column: map.to_string(),
+                        key: format!("user:{key}"),
+                    });
+                }
+                Resolution::Found(sources)
+            }
+            None => Resolution::Missing {
+                looked_for: "column tags".into(),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_mapping_uses_kubernetes_keys() {
+        let mapping = TagMapping::default();
+        assert_eq!(mapping.keys(Concept::Namespace), ["kubernetes_namespace"]);
+        assert_eq!(mapping.keys(Concept::Daemonset), ["kubernetes_daemonset"]);
+    }
+
+    #[test]
+    fn override_replaces_keys_in_priority_order() {
+        let mut mapping = TagMapping::default();
+        mapping
+            .apply_override("namespace=app.kubernetes.io/part-of, team")
+            .expect("valid override");
+        assert_eq!(
+            mapping.keys(Concept::Namespace),
+            ["app.kubernetes.io/part-of", "team"]
+        );
+        assert_eq!(mapping.keys(Concept::Pod), ["kubernetes_pod"]);
+    }
+
+    #[test]
+    fn bad_overrides_say_what_is_wrong() {
+        let mut mapping = TagMapping::default();
+        for (spec, needle) in [
+            ("namespace", "missing `=`"),
+            ("team=x", "unknown concept `team`"),
+            ("pod=a,,b", "empty tag key"),
+        ] {
+            let err = mapping.apply_override(spec).expect_err(spec).to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn legacy_key_resolves_to_its_normalised_column() {
+        let cols = ColumnSet::new([
+            "line_item_unblended_cost",
+            "resource_tags_user_app_kubernetes_io_part_of",
+        ]);
+        assert_eq!(
+            resolve_tag(Flavour::LegacyCur, &cols, "app.kubernetes.io/part-of"),
+            Resolution::Found(vec![TagSource::Column(
+                "resource_tags_user_app_kubernetes_io_part_of".into()
+            )])
+        );
+        assert_eq!(
+            resolve_tag(Flavour::LegacyCur, &cols, "kubernetes_pod"),
+            Resolution::Missing {
+                looked_for: "column resource_tags_user_kubernetes_pod".into()
+            }
+        );
+    }
+
+    #[test]
+    fn aws_generated_key_resolves_without_user_prefix() {
+        let cols = ColumnSet::new(["resource_tags_aws_eks_cluster_name"]);
+        assert!(matches!(
+            resolve_tag(Flavour::LegacyCur, &cols, "aws:eks:cluster-name"),
+            Resolution::Found(_)
+        ));
+        let cur2 = ColumnSet::new(["resource_tags"]);
+        assert_eq!(
+            resolve_tag(Flavour::Cur2, &cur2, "aws:eks:cluster-name"),
+            Resolution::Found(vec![TagSource::MapKey {
+                column: "resource_tags".into(),
+                key: "aws_eks_cluster_name".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn cur2_key_is_normalised_with_user_prefix() {
+        let cols = ColumnSet::new(["resource_tags"]);
+        assert_eq!(
+            resolve_tag(Flavour::Cur2, &cols, "KubernetesCluster"),
+            Resolution::Found(vec![TagSource::MapKey {
+                column: "resource_tags".into(),
+                key: "user_kubernetes_cluster".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn focus_key_tolerates_both_key_forms() {
+        let cols = ColumnSet::new(["tags"]);
+        let Resolution::Found(sources) = resolve_tag(Flavour::Focus, &cols, "kubernetes_namespace")
+        else {
+            panic!("tags column exists");
+        };
+        assert_eq!(sources.len(), 2);
+        assert_eq!(
+            sources[1],
+            TagSource::MapKey {
+                column: "tags".into(),
+                key: "user:kubernetes_namespace".into()
+            }
+        );
+    }
+}

@@ -152,6 +152,10 @@ impl Renderer<'_> {
             .iter()
             .map(|(_, source)| self.tag_value(source))
             .collect::<Result<Vec<_>, _>>()?;
+        if parts.is_empty() {
+            // No readable tag: a bare literal (Trino's COALESCE wants two arguments).
+            return quote_literal(UNALLOCATED);
+        }
         parts.push(quote_literal(UNALLOCATED)?);
         Ok(format!("COALESCE({})", parts.join(", ")))
     }

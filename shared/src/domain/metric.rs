@@ -10,6 +10,7 @@ use std::str::FromStr;
 /// A cost metric, named as OpenCost and Kubecost name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[derive(Default)]
 pub enum CostMetric {
     /// Unblended cost; EDP and private-rate discount rows count as 0.
     ListCost,
@@ -18,6 +19,7 @@ pub enum CostMetric {
     /// RI and Savings Plan fees spread over the usage they cover.
     AmortizedCost,
     /// The same with the `_net_` variants where they exist. The default.
+    #[default]
     AmortizedNetCost,
 }
 
@@ -66,12 +68,6 @@ impl CostMetric {
             Flavour::Focus => focus_expression(self, columns),
             Flavour::LegacyCur | Flavour::Cur2 => cur_expression(self, flavour, columns),
         }
-    }
-}
-
-impl Default for CostMetric {
-    fn default() -> Self {
-        CostMetric::AmortizedNetCost
     }
 }
 

@@ -299,6 +299,9 @@ impl Renderer<'_> {
             None => "CAST(NULL AS VARCHAR)".to_string(),
         };
         inner.push(format!("{resource} AS \"resource_id\""));
+        // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
+        // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
+        inner.push("1 AS \"line_item\"".to_string());
 
         let keys = plan
             .group_by
@@ -319,7 +322,10 @@ impl Renderer<'_> {
             "COUNT(DISTINCT \"resource_id\") AS {}",
             quote_ident(RESOURCES_COLUMN)?
         ));
-        outer.push(format!("COUNT(*) AS {}", quote_ident(LINE_ITEMS_COLUMN)?));
+        outer.push(format!(
+            "SUM(\"line_item\") AS {}",
+            quote_ident(LINE_ITEMS_COLUMN)?
+        ));
         let mut group = keys;
         group.push(allocated);
 

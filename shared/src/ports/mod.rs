@@ -1,1 +1,111 @@
-//! Ports.
+//! Ports: the capabilities the allocation use case needs from the outside world.
+
+use crate::domain::columns::ColumnSet;
+use crate::domain::plan::ColumnKind;
+use crate::domain::{Dialect, DomainError, TableRef};
+use std::future::Future;
+
+/// One cell of a query result. Engines that return text (Athena CSV) use `Text` for numbers too.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Number(f64),
+    Integer(i64),
+}
+
+impl Cell {
+    /// The cell as a number: `Null` is 0; text must parse.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Null => Some(0.0),
+            Cell::Number(v) => Some(*v),
+            Cell::Integer(v) => Some(*v as f64),
+            Cell::Text(t) if t.is_empty() => Some(0.0),
+            Cell::Text(t) => t.trim().parse().ok(),
+        }
+    }
+
+    /// The cell as text (`Null` is empty).
+    pub fn as_text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(t) => t.clone(),
+            Cell::Number(v) => v.to_string(),
+            Cell::Integer(v) => v.to_string(),
+        }
+    }
+}
+
+/// A whole query result: column names and rows of cells in that order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResultTable {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl ResultTable {
+    /// The position of `column`, if present.
+    pub fn position(&self, column: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == column)
+    }
+}
+
+/// Why an engine could not answer. Grouped by who is at fault, as DataFusion's taxonomy does.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The input data is unusable as given (no files, unreadable file, mixed flavours …). The message names it.
+    #[error("{0}")]
+    Input(String),
+    /// The request cannot be planned against this data.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage (local disk or S3) failed.
+    #[error("{context}: {source}")]
+    Storage {
+        context: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The engine failed while planning or running a query.
+    #[error("{context}: {source}")]
+    Execution {
+        context: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Runs SQL over one CUR table.
+pub trait QueryEngine {
+    /// The table's real column names (canonical: legacy CSV headers already mapped to Athena names).
+    fn columns(&self) -> &ColumnSet;
+    /// The dialect to render for this engine.
+    fn dialect(&self) -> Dialect;
+    /// The table to name in rendered SQL.
+    fn table(&self) -> TableRef;
+    /// Makes `columns` readable with the given kinds (the local engine builds a typed view; a catalog
+    /// engine whose types are already right does nothing).
+    fn prepare(
+        &mut self,
+        columns: &[(String, ColumnKind)],
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Runs one query and returns its whole (small, aggregated) result.
+    fn query(&self, sql: &str) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
+}
+
+/// Receives progress of long work, to show a person. Every method has a silent default.
+pub trait Progress: Send + Sync {
+    /// A new phase starts: "reading schemas of 12 files".
+    fn phase(&self, _message: &str) {}
+    /// The total bytes the current phase will read at most, when known.
+    fn set_total_bytes(&self, _bytes: u64) {}
+    /// `bytes` more were read from storage.
+    fn add_bytes(&self, _bytes: u64) {}
+    /// Work is over (successfully or not).
+    fn finish(&self) {}
+}
+
+/// Progress that reports nothing (tests, scripts).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

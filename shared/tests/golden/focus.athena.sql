@@ -14,7 +14,7 @@ SELECT
   SUM("amortized_cost") AS "amortized_cost",
   SUM("amortized_net_cost") AS "amortized_net_cost",
   COUNT(DISTINCT "resource_id") AS "resources",
-  COUNT(*) AS "line_items"
+  SUM("line_item") AS "line_items"
 FROM (
   SELECT
     CAST(CAST("chargeperiodstart" AS DATE) AS VARCHAR) AS "day",
@@ -30,7 +30,8 @@ FROM (
     COALESCE("billedcost", 0E0) AS "net_cost",
     COALESCE("effectivecost", 0E0) AS "amortized_cost",
     COALESCE("effectivecost", 0E0) AS "amortized_net_cost",
-    NULLIF(TRIM("resourceid"), '') AS "resource_id"
+    NULLIF(TRIM("resourceid"), '') AS "resource_id",
+    1 AS "line_item"
   FROM "athenacurcfn_kubecur"."2024_cur"
   WHERE "billing_period" IN ('2024-05', '2024-06')
     AND "chargeperiodstart" >= TIMESTAMP '2024-05-25 00:00:00' AND "chargeperiodstart" < TIMESTAMP '2024-06-08 00:00:00'

@@ -1,0 +1,126 @@
+//! `kubecur allocate`: read the arguments into a request, run the embedded engine, print the result.
+
+use crate::args::{AllocateArgs, Format, SqlDialect};
+use crate::output;
+use crate::progress::TerminalProgress;
+use crate::CliError;
+use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::domain::plan::AccountId;
+use kubecur_shared::domain::sql::render_allocation;
+use kubecur_shared::domain::window::BillingPeriod;
+use kubecur_shared::domain::{
+    AllocationPlan, AllocationRequest, CostMetric, Dialect, Dimension, TableRef, TagMapping,
+    UsageWindow,
+};
+use kubecur_shared::ports::Progress;
+use kubecur_shared::ports::QueryEngine;
+use kubecur_shared::service;
+use std::sync::Arc;
+
+/// Turns the arguments into a request; every mistake is reported before any file is read.
+pub fn request_from(args: &AllocateArgs) -> Result<(AllocationRequest, CostMetric), CliError> {
+    let metric: CostMetric = args.metric.parse()?;
+    let group_by = Dimension::parse_list(&args.aggregate)?;
+    let window = match (&args.period, &args.from, &args.to) {
+        (Some(period), _, _) => Some(UsageWindow::billing_period(BillingPeriod::parse(period)?)),
+        (None, Some(from), Some(to)) => Some(UsageWindow::new(
+            UsageWindow::parse_day("--from", from)?,
+            UsageWindow::parse_day("--to", to)?,
+        )?),
+        _ => None,
+    };
+    let mut tag_mapping = TagMapping::default();
+    for spec in &args.tag_keys {
+        tag_mapping.apply_override(spec)?;
+    }
+    let accounts = args
+        .accounts
+        .iter()
+        .map(|a| AccountId::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        AllocationRequest {
+            window,
+            group_by,
+            tag_mapping,
+            accounts,
+        },
+        metric,
+    ))
+}
+
+fn athena_table(text: &str) -> Result<TableRef, CliError> {
+    match text.split_once('.') {
+        Some((database, table)) if !database.is_empty() && !table.is_empty() => {
+            Ok(TableRef::Glue {
+                database: database.to_string(),
+                table: table.to_string(),
+            })
+        }
+        _ => Err(CliError::Usage(format!(
+            "--athena-table `{text}` must be DATABASE.TABLE"
+        ))),
+    }
+}
+
+/// `--show-sql`: the query kubecur would run, for the data's real columns.
+async fn show_sql(
+    args: &AllocateArgs,
+    dialect: SqlDialect,
+    request: &AllocationRequest,
+) -> Result<(), CliError> {
+    let table = match dialect {
+        SqlDialect::Athena => Some(athena_table(&args.athena_table)?),
+        SqlDialect::Local => None,
+    };
+    let engine = DataFusionQueryEngine::open(
+        &args.cur,
+        request.window,
+        Arc::new(kubecur_shared::ports::NoProgress),
+    )
+    .await?;
+    let plan = AllocationPlan::new(engine.columns(), request)?;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let sql = match table {
+        Some(table) => render_allocation(&plan, Dialect::Athena, &table)?,
+        None => render_allocation(&plan, engine.dialect(), &engine.table())?,
+    };
+    println!("{sql}");
+    Ok(())
+}
+
+pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
+    let (request, metric) = request_from(&args)?;
+    if let Some(dialect) = args.show_sql {
+        return show_sql(&args, dialect, &request).await;
+    }
+    let progress = Arc::new(TerminalProgress::new());
+    let result = async {
+        let mut engine =
+            DataFusionQueryEngine::open(&args.cur, request.window, progress.clone()).await?;
+        let discovery = engine.discovery();
+        progress.set_total_bytes(discovery.total_bytes());
+        progress.phase(&format!(
+            "allocating {} files of {}",
+            discovery.files.len(),
+            engine.flavour()
+        ));
+        service::allocate(&mut engine, &request).await
+    }
+    .await;
+    progress.finish();
+    let allocation = result?;
+    for warning in &allocation.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = match args.format {
+        Format::Table => output::write_table(&mut out, &allocation, metric),
+        Format::Json => output::write_json(&mut out, &allocation, metric),
+        Format::Csv => output::write_csv(&mut out, &allocation, metric),
+    };
+    written.map_err(|e| CliError::Failed(format!("cannot write the output: {e}")))
+}

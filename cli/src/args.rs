@@ -1,0 +1,91 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Allocate out-of-cluster AWS cost (RDS, S3, EBS, DynamoDB …) to Kubernetes namespaces, deployments,
+/// pods, daemonsets and containers, from the Cost and Usage Report.
+#[derive(Debug, Parser)]
+#[command(name = "kubecur", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Allocate a CUR (legacy CUR, CUR 2.0 or FOCUS; Parquet, CSV or CSV.gz) on this machine.
+    Allocate(AllocateArgs),
+    /// Write a realistic synthetic CUR in every flavour, to try kubecur without a billing account.
+    Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AllocateArgs {
+    /// The CUR export: a local directory or file, or s3://BUCKET/PREFIX (AWS credentials from the environment).
+    #[arg(long, value_name = "PATH")]
+    pub cur: String,
+    /// Allocate one billing period, e.g. 2024-06.
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+    pub period: Option<String>,
+    /// First usage day to allocate (UTC), with --to.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<String>,
+    /// Day after the last usage day (exclusive), with --from.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<String>,
+    /// Group by these keys: day, cluster, namespace, deployment, pod, daemonset, container, service, account.
+    #[arg(long, value_name = "KEYS", default_value = "namespace")]
+    pub aggregate: String,
+    /// The cost to show: listCost, netCost, amortizedCost or amortizedNetCost.
+    #[arg(long, value_name = "METRIC", default_value = "amortizedNetCost")]
+    pub metric: String,
+    /// Read a concept from other tag keys, first non-empty wins, e.g. namespace=app.kubernetes.io/part-of,team. Repeatable.
+    #[arg(long = "tag-key", value_name = "CONCEPT=KEY[,KEY]")]
+    pub tag_keys: Vec<String>,
+    /// Keep only this usage account. Repeatable.
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<String>,
+    /// Output format. JSON and CSV are for scripts: warnings then go to stderr only.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print the allocation SQL rendered for this engine instead of running it (athena needs a window).
+    #[arg(long, value_enum, value_name = "DIALECT")]
+    pub show_sql: Option<SqlDialect>,
+    /// The Glue table the Athena SQL reads, as DATABASE.TABLE.
+    #[arg(
+        long,
+        value_name = "DATABASE.TABLE",
+        default_value = "cur_database.cur_table"
+    )]
+    pub athena_table: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlDialect {
+    Athena,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Directory to write into (one folder per flavour and format is created below it).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of line items.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub rows: u64,
+    /// Write only these outputs (comma-separated): legacy-parquet, legacy-csv, cur2-parquet, cur2-csv, focus-parquet, focus-csv.
+    #[arg(long, value_name = "OUTPUTS")]
+    pub only: Option<String>,
+    /// Line items per file.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub rows_per_file: u64,
+}

@@ -1,0 +1,196 @@
+//! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
+
+use kubecur_shared::domain::{Allocation, CostMetric, Summary};
+use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
+
+fn money(value: f64) -> String {
+    let negative = value < 0.0;
+    let cents = (value.abs() * 100.0).round() as u128;
+    let (units, fraction) = (cents / 100, cents % 100);
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!(
+        "{}{grouped}.{fraction:02}",
+        if negative && cents > 0 { "-" } else { "" }
+    )
+}
+
+fn pad(text: &str, width: usize, right: bool) -> String {
+    let fill = " ".repeat(width.saturating_sub(text.width()));
+    if right {
+        format!("{fill}{text}")
+    } else {
+        format!("{text}{fill}")
+    }
+}
+
+/// The summary line: total, allocated share, unallocated amount, warnings.
+pub fn summary_line(allocation: &Allocation, summary: &Summary) -> String {
+    let window = match allocation.window {
+        Some(w) => format!("{} to {} (exclusive)", w.from(), w.to()),
+        None => "every usage day in the data".to_string(),
+    };
+    let share = summary
+        .allocated_share
+        .map_or("n/a".to_string(), |s| format!("{:.1} %", s * 100.0));
+    format!(
+        "{} {} total {} over {window} ({} line items): allocated {share}, unallocated {}, {} warning{}",
+        allocation.flavour,
+        summary.metric,
+        money(summary.total),
+        summary.line_items,
+        money(summary.unallocated),
+        summary.warnings,
+        if summary.warnings == 1 { "" } else { "s" }
+    )
+}
+
+pub fn write_table(
+    out: &mut impl Write,
+    allocation: &Allocation,
+    metric: CostMetric,
+) -> io::Result<()> {
+    let rows = allocation.display_rows(metric);
+    let total = allocation.totals().get(metric);
+    let mut header: Vec<String> = allocation
+        .group_by
+        .iter()
+        .map(|d| d.name().to_uppercase())
+        .collect();
+    header.extend([
+        metric.name().to_string(),
+        "SHARE".into(),
+        "RESOURCES".into(),
+    ]);
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = row.keys.clone();
+            let value = row.costs.get(metric);
+            cells.push(money(value));
+            cells.push(if total.abs() > f64::EPSILON {
+                format!("{:.1} %", value / total * 100.0)
+            } else {
+                "-".into()
+            });
+            cells.push(row.resources.to_string());
+            cells
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|r| r[i].width())
+                .chain([header[i].width()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let keys = allocation.group_by.len();
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| pad(c, widths[i], i >= keys))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(&header))?;
+    for row in &body {
+        writeln!(out, "{}", line(row))?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        summary_line(allocation, &allocation.summary(metric))
+    )
+}
+
+pub fn write_json(
+    out: &mut impl Write,
+    allocation: &Allocation,
+    metric: CostMetric,
+) -> io::Result<()> {
+    let rows: Vec<serde_json::Value> = allocation
+        .display_rows(metric)
+        .into_iter()
+        .map(|row| {
+            let mut object = serde_json::Map::new();
+            for (dimension, key) in allocation.group_by.iter().zip(&row.keys) {
+                object.insert(dimension.name().to_string(), key.clone().into());
+            }
+            for m in CostMetric::ALL {
+                object.insert(m.name().to_string(), row.costs.get(m).into());
+            }
+            object.insert("resources".into(), row.resources.into());
+            object.insert("lineItems".into(), row.line_items.into());
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    let document = serde_json::json!({
+        "flavour": allocation.flavour,
+        "window": allocation.window.map(|w| serde_json::json!({"from": w.from(), "to": w.to()})),
+        "aggregate": allocation.group_by,
+        "metric": metric,
+        "rows": rows,
+        "summary": allocation.summary(metric),
+        "warnings": allocation.warnings.iter().map(|w| serde_json::json!({"warning": w, "message": w.to_string()})).collect::<Vec<_>>(),
+    });
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    writeln!(out)
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) || text.starts_with(' ') || text.ends_with(' ') {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn write_csv(
+    out: &mut impl Write,
+    allocation: &Allocation,
+    metric: CostMetric,
+) -> io::Result<()> {
+    let mut header: Vec<String> = allocation
+        .group_by
+        .iter()
+        .map(|d| d.name().to_string())
+        .collect();
+    header.push(metric.name().to_string());
+    writeln!(out, "{}", header.join(","))?;
+    for row in allocation.display_rows(metric) {
+        let mut cells: Vec<String> = row.keys.iter().map(|k| csv_field(k)).collect();
+        cells.push(row.costs.get(metric).to_string());
+        writeln!(out, "{}", cells.join(","))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands_and_rounds_to_cents() {
+        assert_eq!(money(1234567.891), "1,234,567.89");
+        assert_eq!(money(-0.004), "0.00");
+        assert_eq!(money(-12.5), "-12.50");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("payments"), "payments");
+        assert_eq!(csv_field("CC-1234 \"core\""), "\"CC-1234 \"\"core\"\"\"");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

@@ -1,0 +1,226 @@
+//! The `kubecur` binary as a user runs it: exit codes, output formats, messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn kubecur(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubecur"))
+        .args(args)
+        .output()
+        .expect("kubecur runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A small legacy Parquet sample, written once by `kubecur sample`.
+fn sample_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let out = kubecur(&[
+            "sample",
+            "--out",
+            &dir.path().display().to_string(),
+            "--rows",
+            "5000",
+            "--only",
+            "legacy-parquet,focus-csv",
+        ]);
+        assert!(out.status.success(), "sample failed: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("Wrote 5000 line items"),
+            "{}",
+            text(&out.stdout)
+        );
+        dir
+    })
+    .path()
+}
+
+fn legacy() -> String {
+    sample_dir().join("legacy-parquet").display().to_string()
+}
+
+#[test]
+fn allocate_prints_a_table_and_a_summary_line() {
+    let out = kubecur(&["allocate", "--cur", &legacy(), "--period", "2024-06"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("NAMESPACE"), "{stdout}");
+    for needle in [
+        "amortizedNetCost",
+        "payments",
+        "__unallocated__",
+        "支付",
+        "legacy CUR amortizedNetCost total",
+        "allocated",
+        "unallocated",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle}: {stdout}");
+    }
+}
+
+#[test]
+fn csv_has_one_column_per_key_and_one_for_the_metric_and_sums_to_the_json_total() {
+    let csv = kubecur(&[
+        "allocate",
+        "--cur",
+        &legacy(),
+        "--period",
+        "2024-06",
+        "--aggregate",
+        "namespace,service",
+        "--metric",
+        "amortizedCost",
+        "--format",
+        "csv",
+    ]);
+    assert!(csv.status.success(), "{}", text(&csv.stderr));
+    let csv = text(&csv.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("namespace,service,amortizedCost"));
+    let csv_total: f64 = lines
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .expect("numeric metric")
+        })
+        .sum();
+
+    let json = kubecur(&[
+        "allocate",
+        "--cur",
+        &legacy(),
+        "--period",
+        "2024-06",
+        "--metric",
+        "amortizedCost",
+        "--format",
+        "json",
+    ]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
+    let total = document["summary"]["total"].as_f64().expect("total");
+    assert!(
+        (csv_total - total).abs() < 1e-6 * total.abs().max(1.0),
+        "csv {csv_total} vs json {total}"
+    );
+    assert_eq!(document["metric"], "amortizedCost");
+    assert!(document["rows"]
+        .as_array()
+        .is_some_and(|rows| !rows.is_empty()));
+}
+
+#[test]
+fn warnings_go_to_stderr_and_stdout_stays_machine_readable() {
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &legacy(),
+        "--period",
+        "2024-06",
+        "--tag-key",
+        "pod=not_activated",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: pod tag `not_activated` is not in the data"),
+        "{}",
+        text(&out.stderr)
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is only JSON");
+    assert_eq!(document["warnings"][0]["warning"]["kind"], "tagMissing");
+}
+
+#[test]
+fn focus_csv_allocates_too() {
+    let cur = sample_dir().join("focus-csv").display().to_string();
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &cur,
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-08",
+        "--aggregate",
+        "namespace,day",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("namespace,day,amortizedNetCost\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().skip(1).all(|l| l.contains(",2024-06-0")),
+        "only the first week of June: {stdout}"
+    );
+}
+
+#[test]
+fn unknown_metric_exits_2_and_lists_the_metrics() {
+    let out = kubecur(&["allocate", "--cur", &legacy(), "--metric", "blendedCost"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unknown cost metric `blendedCost`") && stderr.contains("amortizedNetCost"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_before_any_file_is_read() {
+    for (args, needle) in [
+        (vec!["--period", "2024-13"], "month must be 01 to 12"),
+        (
+            vec!["--aggregate", "namespace,label"],
+            "unknown aggregate `label`",
+        ),
+        (vec!["--tag-key", "namespace"], "missing `=`"),
+        (vec!["--account", "12"], "invalid account id `12`"),
+        (
+            vec!["--from", "2024-06-10", "--to", "2024-06-01"],
+            "the end must be after the start",
+        ),
+    ] {
+        let mut full = vec!["allocate", "--cur", "/nonexistent/kubecur"];
+        full.extend(args);
+        let out = kubecur(&full);
+        assert_eq!(out.status.code(), Some(2), "{full:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{full:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn missing_path_and_empty_directory_are_explained() {
+    let out = kubecur(&["allocate", "--cur", "/nonexistent/kubecur"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot open CUR path `/nonexistent/kubecur`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let empty = tempfile::tempdir().expect("temporary directory");
+    let out = kubecur(&["allocate", "--cur", &empty.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no CUR data files"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,441 @@
+//! `DataFusionQueryEngine`: the embedded engine over CUR files on disk or in S3.
+//!
+//! Files are grouped by encoding and schema, each group registered as a listing table, and a view
+//! `cur` puts them under kubecur's canonical column names with the types the plan asks for (CSV cells are
+//! text; costs become DOUBLE, dates TIMESTAMP). The rendered allocation SQL then reads only `cur`.
+
+mod counting_store;
+pub mod source;
+mod tag_function;
+
+use crate::domain::columns::ColumnSet;
+use crate::domain::flavour::Flavour;
+use crate::domain::plan::ColumnKind;
+use crate::domain::sql::quote_ident;
+use crate::domain::{Dialect, TableRef, UsageWindow};
+use crate::ports::{Cell, EngineError, Progress, QueryEngine, ResultTable};
+use counting_store::CountingStore;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use object_store::ObjectStore;
+use source::{CurLocation, DataFile, FileKind, FileSchema};
+use std::sync::Arc;
+
+pub use source::Discovery;
+
+/// The name of the canonical view the rendered SQL reads.
+pub const VIEW: &str = "cur";
+
+/// Files that share an encoding and a schema, registered as one table.
+struct SourceGroup {
+    table: String,
+    kind: FileKind,
+    files: Vec<String>,
+    schema: SchemaRef,
+    /// (canonical name, field name in `schema`).
+    canonical: Vec<(String, String)>,
+}
+
+/// The embedded engine. Construct with [`DataFusionQueryEngine::open`].
+pub struct DataFusionQueryEngine {
+    ctx: SessionContext,
+    location: CurLocation,
+    groups: Vec<SourceGroup>,
+    columns: ColumnSet,
+    flavour: Flavour,
+    discovery: Discovery,
+}
+
+fn execution(
+    context: impl Into<String>,
+) -> impl FnOnce(datafusion::error::DataFusionError) -> EngineError {
+    let context = context.into();
+    move |source| EngineError::Execution {
+        context,
+        source: Box::new(source),
+    }
+}
+
+impl DataFusionQueryEngine {
+    /// Opens the CUR at `location` (`s3://bucket/prefix` or a local path): lists its data files, reads
+    /// every schema, checks that they hold one flavour, and registers them.
+    ///
+    /// S3 credentials come from the environment (`AWS_ACCESS_KEY_ID`…, `AWS_PROFILE` is not read; web
+    /// identity and instance metadata are), and `AWS_ENDPOINT_URL` points at an emulator.
+    ///
+    /// With a `window`, files whose path names another billing period (`year=2024/month=5`,
+    /// `BILLING_PERIOD=2024-05`) are not read at all.
+    ///
+    /// Errors ([`EngineError::Input`] unless noted): the path does not exist, holds no data file, a file
+    /// cannot be read (named), files of different flavours are mixed (named), a file is not a CUR.
+    pub async fn open(
+        location: &str,
+        window: Option<UsageWindow>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<DataFusionQueryEngine, EngineError> {
+        let location = CurLocation::parse(location)?;
+        let mut config = SessionConfig::new();
+        // Plain Utf8 strings: view types make literals and columns disagree, which defeats the grouped
+        // COUNT(DISTINCT) rewrite (engine-notes.md) and makes CSV and Parquet groups unionable.
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(tag_function::tag_lookup_udf());
+
+        let inner: Arc<dyn ObjectStore> = match &location {
+            CurLocation::Local(_) => Arc::new(object_store::local::LocalFileSystem::new()),
+            CurLocation::S3 { bucket, .. } => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| EngineError::Storage {
+                        context: format!("configuring S3 access to {}", location.display()),
+                        source: Box::new(e),
+                    })?,
+            ),
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(inner, progress.clone()));
+        ctx.register_object_store(&location.store_url()?, store.clone());
+
+        progress.phase(&format!("listing {}", location.display()));
+        let discovery = source::discover(&location, &store, window.as_ref()).await?;
+        if !discovery.skipped_unknown.is_empty() {
+            tracing::warn!(count = discovery.skipped_unknown.len(), first = %discovery.skipped_unknown[0], "Skipped files that are not CUR data.");
+        }
+        progress.phase(&format!(
+            "reading the schemas of {} files",
+            discovery.files.len()
+        ));
+        let state = ctx.state();
+        let mut schemas: Vec<(DataFile, FileSchema)> = Vec::with_capacity(discovery.files.len());
+        for file in &discovery.files {
+            let schema = source::read_schema(file, &store, &state).await?;
+            schemas.push((file.clone(), schema));
+        }
+        let groups = group_files(&location, schemas)?;
+        let (columns, flavour) = check_one_flavour(&location, &groups)?;
+        for group in &groups {
+            register_group(&ctx, group).await?;
+        }
+        Ok(DataFusionQueryEngine {
+            ctx,
+            location,
+            groups,
+            columns,
+            flavour,
+            discovery,
+        })
+    }
+
+    /// The flavour every file holds.
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+
+    /// What discovery found (files, bytes, skipped objects).
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    /// Where the files are.
+    pub fn location(&self) -> String {
+        self.location.display()
+    }
+
+    /// The physical plan of `sql`, for tests that guard the plan's shape.
+    pub async fn explain(&self, sql: &str) -> Result<String, EngineError> {
+        let frame = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(execution("planning the query"))?;
+        let plan = frame
+            .create_physical_plan()
+            .await
+            .map_err(execution("planning the query"))?;
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        Ok(text)
+    }
+}
+
+/// Groups files by encoding and schema. Parquet files are one group when their schemas merge
+/// (legacy CUR's schema changes month to month; missing columns read as NULL).
+fn group_files(
+    location: &CurLocation,
+    schemas: Vec<(DataFile, FileSchema)>,
+) -> Result<Vec<SourceGroup>, EngineError> {
+    let mut groups: Vec<SourceGroup> = Vec::new();
+    for (file, schema) in schemas {
+        let existing = groups.iter_mut().find(|g| {
+            g.kind == file.kind
+                && (g.schema == schema.schema
+                    || (file.kind == FileKind::Parquet
+                        && Schema::try_merge([
+                            g.schema.as_ref().clone(),
+                            schema.schema.as_ref().clone(),
+                        ])
+                        .is_ok()))
+        });
+        match existing {
+            Some(group) => {
+                if group.schema != schema.schema {
+                    let merged = Schema::try_merge([
+                        group.schema.as_ref().clone(),
+                        schema.schema.as_ref().clone(),
+                    ])
+                    .map_err(|e| {
+                        EngineError::Input(format!(
+                            "cannot merge the schema of `{}`: {e}",
+                            source::short_name(location, &file.url)
+                        ))
+                    })?;
+                    group.schema = Arc::new(merged);
+                    for (canonical, raw) in schema.canonical {
+                        if !group.canonical.iter().any(|(_, r)| *r == raw) {
+                            group.canonical.push((canonical, raw));
+                        }
+                    }
+                }
+                group.files.push(file.url);
+            }
+            None => groups.push(SourceGroup {
+                table: format!("source_{}", groups.len()),
+                kind: file.kind,
+                files: vec![file.url],
+                schema: schema.schema,
+                canonical: schema.canonical,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+fn check_one_flavour(
+    location: &CurLocation,
+    groups: &[SourceGroup],
+) -> Result<(ColumnSet, Flavour), EngineError> {
+    let mut flavours: Vec<(Flavour, &SourceGroup)> = Vec::new();
+    for group in groups {
+        let columns = ColumnSet::new(group.canonical.iter().map(|(c, _)| c.clone()));
+        let flavour = Flavour::detect(&columns).map_err(|e| {
+            EngineError::Input(format!(
+                "`{}` {e}",
+                source::short_name(location, &group.files[0])
+            ))
+        })?;
+        flavours.push((flavour, group));
+    }
+    let first = flavours[0].0;
+    if let Some((other, group)) = flavours.iter().find(|(f, _)| *f != first) {
+        return Err(EngineError::Input(format!(
+            "`{}` mixes CUR flavours: `{}` is {first} but `{}` is {other}; point --cur at one export",
+            location.display(),
+            source::short_name(location, &flavours[0].1.files[0]),
+            source::short_name(location, &group.files[0]),
+        )));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for group in groups {
+        for (canonical, _) in &group.canonical {
+            if !names.contains(canonical) {
+                names.push(canonical.clone());
+            }
+        }
+    }
+    Ok((ColumnSet::new(names), first))
+}
+
+async fn register_group(ctx: &SessionContext, group: &SourceGroup) -> Result<(), EngineError> {
+    let format: Arc<dyn datafusion::datasource::file_format::FileFormat> = match group.kind {
+        FileKind::Parquet => Arc::new(ParquetFormat::default().with_force_view_types(false)),
+        FileKind::Csv { gzip } => Arc::new(
+            CsvFormat::default()
+                .with_has_header(true)
+                .with_newlines_in_values(true)
+                .with_file_compression_type(if gzip {
+                    FileCompressionType::GZIP
+                } else {
+                    FileCompressionType::UNCOMPRESSED
+                }),
+        ),
+    };
+    let urls = group
+        .files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(execution("naming the data files"))?;
+    let options = ListingOptions::new(format).with_file_extension("");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(group.schema.clone());
+    let table = ListingTable::try_new(config).map_err(execution("registering the data files"))?;
+    ctx.register_table(group.table.as_str(), Arc::new(table))
+        .map_err(execution("registering the data files"))?;
+    Ok(())
+}
+
+/// The SQL that reads `raw` (of `data_type`) as `kind`.
+fn typed(raw: &str, data_type: &DataType, kind: ColumnKind) -> Result<String, EngineError> {
+    let column = quote_ident(raw)?;
+    let is_text = matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    Ok(match kind {
+        ColumnKind::Number if data_type == &DataType::Float64 => column,
+        ColumnKind::Number if is_text => format!("CAST(NULLIF(TRIM({column}), '') AS DOUBLE)"),
+        ColumnKind::Number => format!("CAST({column} AS DOUBLE)"),
+        ColumnKind::Timestamp if is_text => {
+            format!("CAST(NULLIF(TRIM({column}), '') AS TIMESTAMP)")
+        }
+        ColumnKind::Timestamp => format!("CAST({column} AS TIMESTAMP)"),
+        ColumnKind::Text if data_type == &DataType::Utf8 => column,
+        ColumnKind::Text => format!("CAST({column} AS VARCHAR)"),
+        ColumnKind::TagMap => column,
+    })
+}
+
+fn null_of(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Number => "CAST(NULL AS DOUBLE)",
+        ColumnKind::Timestamp => "CAST(NULL AS TIMESTAMP)",
+        ColumnKind::Text | ColumnKind::TagMap => "CAST(NULL AS VARCHAR)",
+    }
+}
+
+fn to_result_table(batches: &[RecordBatch]) -> Result<ResultTable, EngineError> {
+    let mut table = ResultTable::default();
+    let Some(first) = batches.first() else {
+        return Ok(table);
+    };
+    table.columns = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let options = FormatOptions::default();
+    for batch in batches {
+        let columns = batch.columns();
+        let mut rows: Vec<Vec<Cell>> = (0..batch.num_rows())
+            .map(|_| Vec::with_capacity(columns.len()))
+            .collect();
+        for array in columns {
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| {
+                EngineError::Execution {
+                    context: "reading the query result".into(),
+                    source: Box::new(e),
+                }
+            })?;
+            for (i, row) in rows.iter_mut().enumerate() {
+                let cell = if array.is_null(i) {
+                    Cell::Null
+                } else {
+                    match array.data_type() {
+                        DataType::Float64 => {
+                            Cell::Number(array.as_primitive::<Float64Type>().value(i))
+                        }
+                        DataType::Int64 => {
+                            Cell::Integer(array.as_primitive::<Int64Type>().value(i))
+                        }
+                        DataType::UInt64 => {
+                            Cell::Integer(array.as_primitive::<UInt64Type>().value(i) as i64)
+                        }
+                        DataType::Utf8 => Cell::Text(array.as_string::<i32>().value(i).to_string()),
+                        _ => Cell::Text(formatter.value(i).to_string()),
+                    }
+                };
+                row.push(cell);
+            }
+        }
+        table.rows.extend(rows);
+    }
+    Ok(table)
+}
+
+impl QueryEngine for DataFusionQueryEngine {
+    fn columns(&self) -> &ColumnSet {
+        &self.columns
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DataFusion
+    }
+
+    fn table(&self) -> TableRef {
+        TableRef::Local(VIEW.to_string())
+    }
+
+    async fn prepare(&mut self, columns: &[(String, ColumnKind)]) -> Result<(), EngineError> {
+        let mut selects = Vec::with_capacity(self.groups.len());
+        for group in &self.groups {
+            let mut items = Vec::with_capacity(columns.len());
+            for (name, kind) in columns {
+                let found = group
+                    .canonical
+                    .iter()
+                    .find(|(canonical, _)| canonical.eq_ignore_ascii_case(name));
+                let expr = match found {
+                    Some((_, raw)) => {
+                        let field = group.schema.field_with_name(raw).map_err(|e| {
+                            EngineError::Execution {
+                                context: format!("reading column `{raw}`"),
+                                source: Box::new(e),
+                            }
+                        })?;
+                        typed(raw, field.data_type(), *kind)?
+                    }
+                    None => null_of(*kind).to_string(),
+                };
+                items.push(format!("{expr} AS {}", quote_ident(name)?));
+            }
+            selects.push(format!(
+                "SELECT {} FROM {}",
+                items.join(", "),
+                quote_ident(&group.table)?
+            ));
+        }
+        let sql = format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            quote_ident(VIEW)?,
+            selects.join(" UNION ALL ")
+        );
+        self.ctx
+            .sql(&sql)
+            .await
+            .map_err(execution("building the canonical view over the CUR files"))?;
+        Ok(())
+    }
+
+    async fn query(&self, sql: &str) -> Result<ResultTable, EngineError> {
+        let frame = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(execution("planning the query"))?;
+        let batches = frame
+            .collect()
+            .await
+            .map_err(execution(format!("scanning {}", self.location.display())))?;
+        to_result_table(&batches)
+    }
+}

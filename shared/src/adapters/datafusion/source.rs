@@ -1,0 +1,493 @@
+//! Finding CUR data files under a local directory or an `s3://` prefix, and reading their schemas.
+//!
+//! A delivery holds more than data: legacy CUR's `cost_and_usage_data_status` object (itself a Parquet
+//! file), CUR 2.0 / FOCUS manifests, AWS's crawler template and access test object. Those are skipped by
+//! name; anything else that is not `.parquet`, `.csv` or `.csv.gz` is skipped and counted, never read.
+
+use crate::domain::columns::canonical_column_name;
+use crate::domain::window::BillingPeriod;
+use crate::domain::UsageWindow;
+use crate::ports::EngineError;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::execution::context::SessionState;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use url::Url;
+
+/// Where the CUR files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurLocation {
+    /// A local directory (or a single file).
+    Local(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl CurLocation {
+    /// Parses `--cur`: `s3://bucket/prefix` or a local path (which must exist).
+    pub fn parse(text: &str) -> Result<CurLocation, EngineError> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(EngineError::Input(format!(
+                    "`{text}` names no bucket: expected s3://BUCKET/PREFIX"
+                )));
+            }
+            return Ok(CurLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_end_matches('/').to_string(),
+            });
+        }
+        let path = PathBuf::from(text);
+        let absolute = std::fs::canonicalize(&path).map_err(|e| {
+            EngineError::Input(format!("cannot open CUR path `{}`: {e}", path.display()))
+        })?;
+        Ok(CurLocation::Local(absolute))
+    }
+
+    /// The URL of the object store that serves this location (`file://` or `s3://bucket`).
+    pub fn store_url(&self) -> Result<Url, EngineError> {
+        let text = match self {
+            CurLocation::Local(_) => "file://".to_string(),
+            CurLocation::S3 { bucket, .. } => format!("s3://{bucket}"),
+        };
+        Url::parse(&text)
+            .map_err(|e| EngineError::Input(format!("`{text}` is not a valid URL: {e}")))
+    }
+
+    /// For messages: the location as the user wrote it.
+    pub fn display(&self) -> String {
+        match self {
+            CurLocation::Local(path) => path.display().to_string(),
+            CurLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// How a data file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Parquet,
+    Csv { gzip: bool },
+}
+
+/// One data file.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub kind: FileKind,
+    /// For ListingTable: `file:///…` or `s3://bucket/key`.
+    pub url: String,
+    /// For schema reads through the object store.
+    pub meta: ObjectMeta,
+}
+
+/// What discovery found.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub files: Vec<DataFile>,
+    /// Objects that are neither data nor a known delivery marker.
+    pub skipped_unknown: Vec<String>,
+    /// Data files whose path names a billing period outside the requested window (not read).
+    pub outside_window: usize,
+}
+
+impl Discovery {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.meta.size).sum()
+    }
+}
+
+/// Delivery markers and metadata that live beside the data and are never data.
+fn is_delivery_marker(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    key.contains("cost_and_usage_data_status/")
+        || key.contains("/metadata/")
+        || name.ends_with("Manifest.json")
+        || name == "crawler-cfn.yml"
+        || name == "aws-programmatic-access-test-object"
+        || name.starts_with('.')
+        || name.starts_with('_') // _SUCCESS, _common_metadata
+}
+
+fn kind_of(key: &str) -> Option<FileKind> {
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with(".parquet") {
+        Some(FileKind::Parquet)
+    } else if lower.ends_with(".csv") {
+        Some(FileKind::Csv { gzip: false })
+    } else if lower.ends_with(".csv.gz") {
+        Some(FileKind::Csv { gzip: true })
+    } else {
+        None
+    }
+}
+
+/// The billing period a data file's path names, if any: legacy `year=2024/month=6`, CUR 2.0 / FOCUS
+/// `BILLING_PERIOD=2024-06` (any case), or legacy CSV's `20240601-20240701` folder.
+pub fn period_of(key: &str) -> Option<BillingPeriod> {
+    let segments: Vec<&str> = key.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let lower = segment.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("billing_period=") {
+            return BillingPeriod::parse(value).ok();
+        }
+        if let (Some(year), Some(month)) = (
+            lower.strip_prefix("year="),
+            segments.get(i + 1).and_then(|m| {
+                m.to_ascii_lowercase()
+                    .strip_prefix("month=")
+                    .map(str::to_string)
+            }),
+        ) {
+            return BillingPeriod::parse(&format!("{year}-{:0>2}", month)).ok();
+        }
+        let bytes = segment.as_bytes();
+        if bytes.len() == 17
+            && bytes[8] == b'-'
+            && segment.chars().filter(char::is_ascii_digit).count() == 16
+        {
+            return BillingPeriod::parse(&format!("{}-{}", &segment[0..4], &segment[4..6])).ok();
+        }
+    }
+    None
+}
+
+fn classify(
+    key: &str,
+    meta: ObjectMeta,
+    url: String,
+    window: Option<&UsageWindow>,
+    found: &mut Discovery,
+) {
+    if is_delivery_marker(key) {
+        return;
+    }
+    match kind_of(key) {
+        Some(kind) => {
+            let outside = match (window, period_of(key)) {
+                (Some(window), Some(period)) => !window.billing_periods().contains(&period),
+                _ => false,
+            };
+            if outside {
+                found.outside_window += 1;
+            } else {
+                found.files.push(DataFile { kind, url, meta });
+            }
+        }
+        None => found.skipped_unknown.push(key.to_string()),
+    }
+}
+
+/// Lists every data file at `location`, sorted by name, leaving out files whose path names a billing
+/// period the `window` does not touch (the local counterpart of Athena's partition predicates).
+///
+/// Errors: the location cannot be listed, or it holds no data file (the error says what was there).
+pub async fn discover(
+    location: &CurLocation,
+    store: &Arc<dyn ObjectStore>,
+    window: Option<&UsageWindow>,
+) -> Result<Discovery, EngineError> {
+    let mut found = Discovery::default();
+    match location {
+        CurLocation::Local(root) => {
+            let mut stack = vec![root.clone()];
+            while let Some(path) = stack.pop() {
+                let metadata = std::fs::metadata(&path).map_err(|e| {
+                    EngineError::Input(format!("cannot read `{}`: {e}", path.display()))
+                })?;
+                if metadata.is_dir() {
+                    let entries = std::fs::read_dir(&path).map_err(|e| {
+                        EngineError::Input(format!("cannot list `{}`: {e}", path.display()))
+                    })?;
+                    for entry in entries {
+                        let entry = entry.map_err(|e| {
+                            EngineError::Input(format!("cannot list `{}`: {e}", path.display()))
+                        })?;
+                        stack.push(entry.path());
+                    }
+                    continue;
+                }
+                let key = path.display().to_string();
+                let location = ObjectPath::from_filesystem_path(&path)
+                    .map_err(|e| EngineError::Input(format!("unusable file name `{key}`: {e}")))?;
+                let url = Url::from_file_path(&path)
+                    .map_err(|()| EngineError::Input(format!("unusable file name `{key}`")))?
+                    .to_string();
+                let meta = ObjectMeta {
+                    location,
+                    last_modified: metadata.modified().map(Into::into).unwrap_or_default(),
+                    size: metadata.len(),
+                    e_tag: None,
+                    version: None,
+                };
+                classify(&key, meta, url, window, &mut found);
+            }
+        }
+        CurLocation::S3 { bucket, prefix } => {
+            let prefix_path = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+            let objects: Vec<ObjectMeta> = store
+                .list(prefix_path.as_ref())
+                .try_collect()
+                .await
+                .map_err(|e| EngineError::Storage {
+                    context: format!("listing {}", location.display()),
+                    source: Box::new(e),
+                })?;
+            for meta in objects {
+                let key = meta.location.to_string();
+                let url = format!("s3://{bucket}/{key}");
+                classify(&key, meta, url, window, &mut found);
+            }
+        }
+    }
+    found.files.sort_by(|a, b| a.url.cmp(&b.url));
+    if found.files.is_empty() {
+        let extra = if found.outside_window > 0 {
+            format!(
+                " for the requested window ({} data files are of other billing periods)",
+                found.outside_window
+            )
+        } else if found.skipped_unknown.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (found only: {})",
+                found
+                    .skipped_unknown
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(EngineError::Input(format!(
+            "no CUR data files (.parquet, .csv, .csv.gz) under `{}`{extra}",
+            location.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// A file's schema as read, with each field's canonical name.
+#[derive(Debug, Clone)]
+pub struct FileSchema {
+    /// As the reader must be given it (CSV: every column text, canonical names; Parquet: as stored).
+    pub schema: SchemaRef,
+    /// `(canonical name, field name in `schema`)`, one per field.
+    pub canonical: Vec<(String, String)>,
+}
+
+/// Canonical names for raw names; a name that repeats (AWS merged `Team`/`team` into one column, but a
+/// CSV has both) gets `__dup2`, `__dup3`, … which tag resolution folds back together.
+fn canonical_names(raw: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::with_capacity(raw.len());
+    for name in raw {
+        let base = canonical_column_name(name);
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while seen.contains(&candidate) {
+            n += 1;
+            candidate = format!("{base}__dup{n}");
+        }
+        seen.push(candidate);
+    }
+    seen
+}
+
+/// Reads one file's schema: the Parquet footer, or the CSV header line.
+pub async fn read_schema(
+    file: &DataFile,
+    store: &Arc<dyn ObjectStore>,
+    state: &SessionState,
+) -> Result<FileSchema, EngineError> {
+    let unreadable =
+        |reason: String| EngineError::Input(format!("cannot read `{}`: {reason}", file.url));
+    match file.kind {
+        FileKind::Parquet => {
+            let schema = ParquetFormat::default()
+                .with_force_view_types(false)
+                .infer_schema(state, store, std::slice::from_ref(&file.meta))
+                .await
+                .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))?;
+            let raw: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            let canonical = canonical_names(&raw).into_iter().zip(raw).collect();
+            Ok(FileSchema { schema, canonical })
+        }
+        FileKind::Csv { gzip } => {
+            // The header is in the first bytes; 1 MiB covers thousands of tag columns.
+            let end = file.meta.size.min(1 << 20);
+            let head = store
+                .get_range(&file.meta.location, 0..end)
+                .await
+                .map_err(|e| EngineError::Storage {
+                    context: format!("reading `{}`", file.url),
+                    source: Box::new(e),
+                })?;
+            let text = if gzip {
+                let mut decoder = flate2::read::GzDecoder::new(head.as_ref());
+                let mut buf = vec![0u8; 1 << 20];
+                let mut filled = 0;
+                loop {
+                    match decoder.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() || buf[..filled].contains(&b'\n') {
+                                break;
+                            }
+                        }
+                        // A truncated stream is expected: only the head was fetched.
+                        Err(_) if filled > 0 => break,
+                        Err(e) => return Err(unreadable(format!("not a gzip file ({e})"))),
+                    }
+                }
+                buf.truncate(filled);
+                buf
+            } else {
+                head.to_vec()
+            };
+            let line_end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
+            let header = std::str::from_utf8(&text[..line_end])
+                .map_err(|_| unreadable("the header line is not UTF-8".into()))?
+                .trim_end_matches('\r');
+            let raw = parse_csv_header(header);
+            if raw.iter().all(String::is_empty) {
+                return Err(unreadable("the file is empty or has no header line".into()));
+            }
+            let names = canonical_names(&raw);
+            let schema = Arc::new(Schema::new(
+                names
+                    .iter()
+                    .map(|n| Field::new(n, DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
+            ));
+            Ok(FileSchema {
+                schema,
+                canonical: names.iter().map(|n| (n.clone(), n.clone())).collect(),
+            })
+        }
+    }
+}
+
+/// Splits a CSV header line, honouring double quotes.
+fn parse_csv_header(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = line.trim_start_matches('\u{feff}').chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (ch, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut current)),
+            (other, _) => current.push(other),
+        }
+    }
+    fields.push(current);
+    fields
+}
+
+/// A path for messages relative to the root, when local.
+pub fn short_name(location: &CurLocation, url: &str) -> String {
+    match location {
+        CurLocation::Local(root) => {
+            let root_url = Url::from_directory_path(root)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            url.strip_prefix(&root_url).unwrap_or(url).to_string()
+        }
+        CurLocation::S3 { .. } => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_markers_are_not_data() {
+        assert!(is_delivery_marker(
+            "r/r/cost_and_usage_data_status/cost_and_usage_data_status.parquet"
+        ));
+        assert!(is_delivery_marker(
+            "p/e/metadata/BILLING_PERIOD=2024-06/e-Manifest.json"
+        ));
+        assert!(is_delivery_marker("p/r/crawler-cfn.yml"));
+        assert!(is_delivery_marker("aws-programmatic-access-test-object"));
+        assert!(!is_delivery_marker(
+            "p/r/r/year=2024/month=6/r-00001.snappy.parquet"
+        ));
+    }
+
+    #[test]
+    fn data_files_are_recognised_by_extension() {
+        assert_eq!(kind_of("a/b.snappy.parquet"), Some(FileKind::Parquet));
+        assert_eq!(
+            kind_of("a/b-00001.csv.gz"),
+            Some(FileKind::Csv { gzip: true })
+        );
+        assert_eq!(kind_of("a/B.CSV"), Some(FileKind::Csv { gzip: false }));
+        assert_eq!(kind_of("a/b.json"), None);
+    }
+
+    #[test]
+    fn csv_headers_are_split_with_quotes_and_merged_names_deduplicated() {
+        let raw = parse_csv_header("\u{feff}lineItem/UnblendedCost,\"resourceTags/user:a,b\",resourceTags/user:Team,resourceTags/user:team");
+        assert_eq!(raw[1], "resourceTags/user:a,b");
+        let names = canonical_names(&raw);
+        assert_eq!(
+            names,
+            [
+                "line_item_unblended_cost",
+                "resource_tags_user_a_b",
+                "resource_tags_user_team",
+                "resource_tags_user_team__dup2"
+            ]
+        );
+    }
+
+    #[test]
+    fn billing_periods_are_read_from_every_layout() {
+        let june = BillingPeriod::parse("2024-06").ok();
+        assert_eq!(
+            period_of("p/r/r/year=2024/month=6/r-00001.snappy.parquet"),
+            june
+        );
+        assert_eq!(
+            period_of("p/e/data/BILLING_PERIOD=2024-06/e-00001.snappy.parquet"),
+            june
+        );
+        assert_eq!(
+            period_of("p/e/data/billing_period=2024-06/e-00001.csv.gz"),
+            june
+        );
+        assert_eq!(period_of("p/r/20240601-20240701/r-00001.csv.gz"), june);
+        assert_eq!(period_of("exports/cur.parquet"), None);
+    }
+
+    #[test]
+    fn s3_locations_need_a_bucket() {
+        assert_eq!(
+            CurLocation::parse("s3://billing/cur/kubecur/").expect("valid"),
+            CurLocation::S3 {
+                bucket: "billing".into(),
+                prefix: "cur/kubecur".into()
+            }
+        );
+        assert!(CurLocation::parse("s3:///x").is_err());
+        assert!(CurLocation::parse("/definitely/not/here")
+            .expect_err("missing")
+            .to_string()
+            .contains("cannot open CUR path"));
+    }
+}

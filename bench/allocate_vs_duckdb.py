@@ -59,6 +59,7 @@ DUCKDB_CHILD = r"""
 import json, sys, time, duckdb
 sql = sys.stdin.read()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 started = time.perf_counter()
 rows = con.execute(sql).fetchall()
 elapsed = time.perf_counter() - started

@@ -1,9 +1,10 @@
-//! The allocation use case: plan against the engine's columns, probe tags, run, read the result.
+//! The allocation use case: plan against the engine's columns, run one query, read the result.
 
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
 use crate::domain::plan::AllocationPlan;
 use crate::domain::sql::{
-    render_allocation, render_tag_probe, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
+    render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
+    TAG_SOURCE_COLUMN_PREFIX,
 };
 use crate::domain::{AllocationRequest, CostMetric};
 use crate::ports::{EngineError, QueryEngine, ResultTable};
@@ -16,24 +17,17 @@ pub async fn allocate<E: QueryEngine>(
     engine: &mut E,
     request: &AllocationRequest,
 ) -> Result<Allocation, EngineError> {
-    let mut plan = AllocationPlan::new(engine.columns(), request)?;
+    let plan = AllocationPlan::new(engine.columns(), request)?;
     engine.prepare(&plan.required_columns()).await?;
-    if let Some(probe) = render_tag_probe(&plan, engine.dialect(), &engine.table())? {
-        let result = engine.query(&probe).await?;
-        let counts: Vec<u64> = result
-            .rows
-            .first()
-            .map(|row| {
-                row.iter()
-                    .map(|c| c.as_f64().unwrap_or(0.0) as u64)
-                    .collect()
-            })
-            .unwrap_or_default();
-        plan.note_tag_presence(&counts);
-    }
     let sql = render_allocation(&plan, engine.dialect(), &engine.table())?;
     tracing::debug!(sql = %sql, "Rendered allocation query.");
+    let started = std::time::Instant::now();
     let result = engine.query(&sql).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        groups = result.rows.len(),
+        "Allocation query finished."
+    );
     read_allocation(&plan, &result)
 }
 
@@ -60,6 +54,10 @@ pub fn read_allocation(
     let allocated = column(ALLOCATED_COLUMN)?;
     let resources = column(RESOURCES_COLUMN)?;
     let line_items = column(LINE_ITEMS_COLUMN)?;
+    let tag_sources: Vec<usize> = (0..plan.tag_sources().len())
+        .map(|i| column(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}")))
+        .collect::<Result<_, _>>()?;
+    let mut tag_source_counts = vec![0u64; tag_sources.len()];
     let number = |row: &[crate::ports::Cell], at: usize| {
         row[at].as_f64().ok_or_else(|| EngineError::Execution {
             context: "reading the allocation result".into(),
@@ -72,6 +70,9 @@ pub fn read_allocation(
         for (slot, &at) in costs.0.iter_mut().zip(&metrics) {
             *slot = number(row, at)?;
         }
+        for (count, &at) in tag_source_counts.iter_mut().zip(&tag_sources) {
+            *count += number(row, at)? as u64;
+        }
         rows.push(AllocationRow {
             keys: keys.iter().map(|&at| row[at].as_text()).collect(),
             allocated: number(row, allocated)? != 0.0,
@@ -80,11 +81,14 @@ pub fn read_allocation(
             line_items: number(row, line_items)? as u64,
         });
     }
+    // A tag that no line item in the window carries is reported, never silently empty.
+    let mut noted = plan.clone();
+    noted.note_tag_presence(&tag_source_counts);
     Ok(Allocation {
         flavour: plan.flavour,
         window: plan.window,
         group_by: plan.group_by.clone(),
         rows,
-        warnings: plan.warnings.clone(),
+        warnings: noted.warnings,
     })
 }

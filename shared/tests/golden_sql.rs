@@ -1,10 +1,12 @@
 //! Golden tests for the Athena SQL of each flavour. `UPDATE_GOLDEN=1 cargo test` rewrites the files;
 //! review the diff like code. `scripts/check_athena_sql.py` parses the same files as Trino SQL.
+//! The benchmark also runs the rendered Athena SQL (transpiled by sqlglot) on DuckDB and compares its
+//! numbers with kubecur's.
 
 use chrono::NaiveDate;
 use kubecur_shared::domain::columns::ColumnSet;
 use kubecur_shared::domain::plan::AccountId;
-use kubecur_shared::domain::sql::{render_allocation, render_tag_probe};
+use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::{
     AllocationPlan, AllocationRequest, Dialect, Dimension, DomainError, TableRef, UsageWindow,
 };
@@ -88,10 +90,6 @@ fn legacy_cur_athena_sql() {
         "legacy_cur.athena.sql",
         &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
     );
-    let probe = render_tag_probe(&plan, Dialect::Athena, &table())
-        .expect("renders")
-        .expect("has tags");
-    golden("legacy_cur.probe.athena.sql", &probe);
 }
 
 #[test]

@@ -377,7 +377,7 @@ async fn missing_tag_column_is_a_warning_and_the_cost_stays_unallocated() {
 }
 
 #[tokio::test]
-async fn map_tag_never_set_is_a_warning_from_the_probe() {
+async fn map_tag_never_set_is_a_warning_from_the_presence_counts() {
     let mut request = by_namespace();
     request
         .tag_mapping

@@ -5,7 +5,8 @@
 use chrono::NaiveDate;
 
 /// A per-line-item cost expression. Every value is a double; a NULL cost column counts as 0.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable so an engine can evaluate it natively (the local engine's `kubecur_cost` function).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Expr {
     /// The constant 0.
     Zero,
@@ -25,10 +26,10 @@ pub enum Expr {
 }
 
 /// One arm of [`Expr::ByLineItemType`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Branch {
     /// The line item types this arm takes.
-    pub types: Vec<&'static str>,
+    pub types: Vec<String>,
     /// If set, the arm applies only when this text column is non-empty (e.g. `Fee` rows with a reservation ARN).
     pub requires_non_empty: Option<String>,
     pub then: Expr,
@@ -61,7 +62,7 @@ impl Expr {
             } => {
                 let line_item_type = item.text(type_column);
                 let chosen = branches.iter().find(|branch| {
-                    line_item_type.is_some_and(|t| branch.types.contains(&t))
+                    line_item_type.is_some_and(|t| branch.types.iter().any(|b| b == t))
                         && branch
                             .requires_non_empty
                             .as_deref()

@@ -105,6 +105,10 @@ impl FromStr for CostMetric {
 // Line item types whose cost is restated elsewhere (billing-data.md §3).
 const DISCOUNTS_EXCLUDED_FROM_LIST: [&str; 2] = ["EdpDiscount", "PrivateRateDiscount"];
 
+fn types(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 fn cost(columns: &ColumnSet, name: &str) -> Option<Expr> {
     cost_of(columns, &[name])
 }
@@ -147,7 +151,7 @@ fn cur_expression(
         CostMetric::ListCost => Ok(Expr::ByLineItemType {
             type_column,
             branches: vec![Branch {
-                types: DISCOUNTS_EXCLUDED_FROM_LIST.to_vec(),
+                types: types(&DISCOUNTS_EXCLUDED_FROM_LIST),
                 requires_non_empty: None,
                 then: Expr::Zero,
             }],
@@ -167,7 +171,7 @@ fn cur_expression(
                 "reservation_effective_cost",
             ) {
                 branches.push(Branch {
-                    types: vec!["DiscountedUsage"],
+                    types: types(&["DiscountedUsage"]),
                     requires_non_empty: None,
                     then: effective,
                 });
@@ -177,13 +181,13 @@ fn cur_expression(
                 "savings_plan_savings_plan_effective_cost",
             ) {
                 branches.push(Branch {
-                    types: vec!["SavingsPlanCoveredUsage"],
+                    types: types(&["SavingsPlanCoveredUsage"]),
                     requires_non_empty: None,
                     then: effective,
                 });
             }
             branches.push(Branch {
-                types: vec!["SavingsPlanNegation", "SavingsPlanUpfrontFee"],
+                types: types(&["SavingsPlanNegation", "SavingsPlanUpfrontFee"]),
                 requires_non_empty: None,
                 then: Expr::Zero,
             });
@@ -193,7 +197,7 @@ fn cur_expression(
                 "reservation_reservation_arn",
             ]) {
                 branches.push(Branch {
-                    types: vec!["Fee"],
+                    types: types(&["Fee"]),
                     requires_non_empty: Some(arn.to_string()),
                     then: Expr::Zero,
                 });
@@ -212,7 +216,7 @@ fn cur_expression(
                 .collect();
             if !ri_fee_parts.is_empty() {
                 branches.push(Branch {
-                    types: vec!["RIFee"],
+                    types: types(&["RIFee"]),
                     requires_non_empty: None,
                     then: Expr::Add(ri_fee_parts),
                 });
@@ -222,7 +226,7 @@ fn cur_expression(
                 cost(columns, "savings_plan_used_commitment"),
             ) {
                 branches.push(Branch {
-                    types: vec!["SavingsPlanRecurringFee"],
+                    types: types(&["SavingsPlanRecurringFee"]),
                     requires_non_empty: None,
                     then: Expr::Sub(Box::new(total), Box::new(used)),
                 });

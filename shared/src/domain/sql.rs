@@ -32,8 +32,17 @@ pub enum TableRef {
     Local(String),
 }
 
-/// The name of the local engine's map-or-JSON lookup function, `kubecur_tag(map_or_json, key)`.
+/// The local engine's map-or-JSON lookup function, `kubecur_tag(map_or_json, key)`.
 pub const LOCAL_TAG_FUNCTION: &str = "kubecur_tag";
+/// The local engine's `kubecur_first_nonblank(value, …, fallback)`: the first value that is not NULL or
+/// blank, trimmed; else `fallback`. One pass instead of `COALESCE(NULLIF(TRIM(…), ''), …)`.
+pub const LOCAL_FIRST_NONBLANK_FUNCTION: &str = "kubecur_first_nonblank";
+/// The local engine's `kubecur_nonblank(value)`: 1 when the value is not NULL or blank, else 0.
+pub const LOCAL_NONBLANK_FUNCTION: &str = "kubecur_nonblank";
+/// The local engine's `kubecur_cost('<Expr as JSON>', column, …)`: the cost expression evaluated
+/// natively, columns passed in [`Expr::columns`] order. DataFusion runs long CASE chains over strings
+/// slowly; the expression is the same one the Athena SQL is rendered from.
+pub const LOCAL_COST_FUNCTION: &str = "kubecur_cost";
 
 /// Output column of the allocated flag: 1 when the line item has a namespace tag.
 pub const ALLOCATED_COLUMN: &str = "allocated";
@@ -41,6 +50,9 @@ pub const ALLOCATED_COLUMN: &str = "allocated";
 pub const RESOURCES_COLUMN: &str = "resources";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
+/// Prefix of the output columns `tag_source_<i>`: line items with a non-blank value from the i-th of
+/// [`AllocationPlan::tag_sources`], so missing tags are reported without a second scan.
+pub const TAG_SOURCE_COLUMN_PREFIX: &str = "tag_source_";
 
 /// Quotes an identifier (`"name"`, with `"` doubled). Control characters and empty names are rejected.
 pub fn quote_ident(name: &str) -> Result<String, DomainError> {
@@ -121,6 +133,22 @@ impl Renderer<'_> {
         })
     }
 
+    /// A metric: plain SQL for Athena, the native evaluator for DataFusion.
+    fn metric(&self, expr: &Expr) -> Result<String, DomainError> {
+        match self.dialect {
+            Dialect::Athena => self.expr(expr),
+            Dialect::DataFusion => {
+                let encoded = serde_json::to_string(expr)
+                    .map_err(|e| DomainError::InvalidLiteral(e.to_string()))?;
+                let mut args = vec![quote_literal(&encoded)?];
+                for column in expr.columns() {
+                    args.push(quote_ident(&column)?);
+                }
+                Ok(format!("{LOCAL_COST_FUNCTION}({})", args.join(", ")))
+            }
+        }
+    }
+
     fn tag_source(&self, source: &TagSource) -> Result<String, DomainError> {
         Ok(match source {
             TagSource::Column(column) => quote_ident(column)?,
@@ -140,33 +168,53 @@ impl Renderer<'_> {
         })
     }
 
-    /// `NULLIF(TRIM(source), '')`: a blank or whitespace-only tag counts as absent.
-    fn tag_value(&self, source: &TagSource) -> Result<String, DomainError> {
-        Ok(format!("NULLIF(TRIM({}), '')", self.tag_source(source)?))
+    /// The first non-blank, trimmed value of `sources`, else `fallback` (SQL text): blank and
+    /// whitespace-only values count as absent.
+    fn first_nonblank(&self, sources: &[String], fallback: &str) -> String {
+        if sources.is_empty() {
+            return fallback.to_string();
+        }
+        match self.dialect {
+            Dialect::Athena => {
+                let parts: Vec<String> = sources
+                    .iter()
+                    .map(|s| format!("NULLIF(TRIM({s}), '')"))
+                    .collect();
+                format!("COALESCE({}, {fallback})", parts.join(", "))
+            }
+            Dialect::DataFusion => format!(
+                "{LOCAL_FIRST_NONBLANK_FUNCTION}({}, {fallback})",
+                sources.join(", ")
+            ),
+        }
+    }
+
+    /// 1 when the source holds a non-blank value, else 0.
+    fn present(&self, source: &TagSource) -> Result<String, DomainError> {
+        let value = self.tag_source(source)?;
+        Ok(match self.dialect {
+            Dialect::Athena => {
+                format!("CASE WHEN NULLIF(TRIM({value}), '') IS NULL THEN 0 ELSE 1 END")
+            }
+            Dialect::DataFusion => format!("{LOCAL_NONBLANK_FUNCTION}({value})"),
+        })
     }
 
     fn concept(&self, concept: Concept) -> Result<String, DomainError> {
-        let mut parts = self
+        let sources = self
             .plan
             .sources(concept)
             .iter()
-            .map(|(_, source)| self.tag_value(source))
+            .map(|(_, source)| self.tag_source(source))
             .collect::<Result<Vec<_>, _>>()?;
-        if parts.is_empty() {
-            // No readable tag: a bare literal (Trino's COALESCE wants two arguments).
-            return quote_literal(UNALLOCATED);
-        }
-        parts.push(quote_literal(UNALLOCATED)?);
-        Ok(format!("COALESCE({})", parts.join(", ")))
+        Ok(self.first_nonblank(&sources, &quote_literal(UNALLOCATED)?))
     }
 
     fn dimension(&self, dimension: Dimension) -> Result<String, DomainError> {
         let plan = self.plan;
         match dimension {
-            Dimension::Day => Ok(format!(
-                "CAST(CAST({} AS DATE) AS VARCHAR)",
-                quote_ident(&plan.day_column)?
-            )),
+            // Grouped as a DATE (cheap) and printed as YYYY-MM-DD by every engine.
+            Dimension::Day => Ok(format!("CAST({} AS DATE)", quote_ident(&plan.day_column)?)),
             Dimension::Service => Ok(format!(
                 "COALESCE({}, '')",
                 quote_ident(&plan.service_column)?
@@ -290,18 +338,26 @@ impl Renderer<'_> {
         for metric in CostMetric::ALL {
             inner.push(format!(
                 "{} AS {}",
-                self.expr(&plan.metrics[metric.index()])?,
+                self.metric(&plan.metrics[metric.index()])?,
                 quote_ident(metric.sql_alias())?
             ));
         }
         let resource = match &plan.resource_column {
-            Some(column) => format!("NULLIF(TRIM({}), '')", quote_ident(column)?),
+            Some(column) => self.first_nonblank(&[quote_ident(column)?], "CAST(NULL AS VARCHAR)"),
             None => "CAST(NULL AS VARCHAR)".to_string(),
         };
         inner.push(format!("{resource} AS \"resource_id\""));
         // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
         // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
         inner.push("1 AS \"line_item\"".to_string());
+        let sources = plan.tag_sources();
+        for (i, (_, _, source)) in sources.iter().enumerate() {
+            inner.push(format!(
+                "{} AS {}",
+                self.present(source)?,
+                quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?
+            ));
+        }
 
         let keys = plan
             .group_by
@@ -326,6 +382,10 @@ impl Renderer<'_> {
             "SUM(\"line_item\") AS {}",
             quote_ident(LINE_ITEMS_COLUMN)?
         ));
+        for i in 0..sources.len() {
+            let alias = quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?;
+            outer.push(format!("SUM({alias}) AS {alias}"));
+        }
         let mut group = keys;
         group.push(allocated);
 
@@ -338,34 +398,11 @@ impl Renderer<'_> {
             group.join(", ")
         ))
     }
-
-    fn tag_probe(&self, table: &TableRef) -> Result<Option<String>, DomainError> {
-        let sources = self.plan.tag_sources();
-        if sources.is_empty() {
-            return Ok(None);
-        }
-        let counts = sources
-            .iter()
-            .enumerate()
-            .map(|(i, (_, _, source))| {
-                Ok(format!(
-                    "COUNT({}) AS \"source_{i}\"",
-                    self.tag_value(source)?
-                ))
-            })
-            .collect::<Result<Vec<_>, DomainError>>()?;
-        Ok(Some(format!(
-            "SELECT {} FROM {}{}",
-            counts.join(", "),
-            self.table(table)?,
-            self.where_clause(table)?
-        )))
-    }
 }
 
 /// Renders the allocation query: one row per group with the group keys (named after the dimensions),
 /// `allocated`, the four metrics (`list_cost`, `net_cost`, `amortized_cost`, `amortized_net_cost`),
-/// `resources` and `line_items`.
+/// `resources`, `line_items` and one `tag_source_<i>` count per tag source.
 ///
 /// Errors: [`DomainError::WindowRequired`] for Athena without a window (it would scan every partition);
 /// [`DomainError::InvalidIdentifier`] / [`DomainError::InvalidLiteral`] for names or values that cannot be
@@ -376,16 +413,6 @@ pub fn render_allocation(
     table: &TableRef,
 ) -> Result<String, DomainError> {
     Renderer { plan, dialect }.allocation(table)
-}
-
-/// Renders the tag-presence probe: one row, `source_<i>` = the number of line items in the window with a
-/// non-empty value from the i-th of [`AllocationPlan::tag_sources`]. `None` when no tag is readable.
-pub fn render_tag_probe(
-    plan: &AllocationPlan,
-    dialect: Dialect,
-    table: &TableRef,
-) -> Result<Option<String>, DomainError> {
-    Renderer { plan, dialect }.tag_probe(table)
 }
 
 #[cfg(test)]

@@ -14,10 +14,22 @@ SELECT
   SUM("amortized_cost") AS "amortized_cost",
   SUM("amortized_net_cost") AS "amortized_net_cost",
   COUNT(DISTINCT "resource_id") AS "resources",
-  SUM("line_item") AS "line_items"
+  SUM("line_item") AS "line_items",
+  SUM("tag_source_0") AS "tag_source_0",
+  SUM("tag_source_1") AS "tag_source_1",
+  SUM("tag_source_2") AS "tag_source_2",
+  SUM("tag_source_3") AS "tag_source_3",
+  SUM("tag_source_4") AS "tag_source_4",
+  SUM("tag_source_5") AS "tag_source_5",
+  SUM("tag_source_6") AS "tag_source_6",
+  SUM("tag_source_7") AS "tag_source_7",
+  SUM("tag_source_8") AS "tag_source_8",
+  SUM("tag_source_9") AS "tag_source_9",
+  SUM("tag_source_10") AS "tag_source_10",
+  SUM("tag_source_11") AS "tag_source_11"
 FROM (
   SELECT
-    CAST(CAST("chargeperiodstart" AS DATE) AS VARCHAR) AS "day",
+    CAST("chargeperiodstart" AS DATE) AS "day",
     COALESCE(NULLIF(TRIM(element_at("tags", 'kubernetes_cluster')), ''), NULLIF(TRIM(element_at("tags", 'user:kubernetes_cluster')), ''), '__unallocated__') AS "cluster",
     COALESCE(NULLIF(TRIM(element_at("tags", 'kubernetes_namespace')), ''), NULLIF(TRIM(element_at("tags", 'user:kubernetes_namespace')), ''), '__unallocated__') AS "namespace",
     COALESCE(NULLIF(TRIM(element_at("tags", 'kubernetes_deployment')), ''), NULLIF(TRIM(element_at("tags", 'user:kubernetes_deployment')), ''), '__unallocated__') AS "deployment",
@@ -30,8 +42,20 @@ FROM (
     COALESCE("billedcost", 0E0) AS "net_cost",
     COALESCE("effectivecost", 0E0) AS "amortized_cost",
     COALESCE("effectivecost", 0E0) AS "amortized_net_cost",
-    NULLIF(TRIM("resourceid"), '') AS "resource_id",
-    1 AS "line_item"
+    COALESCE(NULLIF(TRIM("resourceid"), ''), CAST(NULL AS VARCHAR)) AS "resource_id",
+    1 AS "line_item",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_cluster')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_0",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_cluster')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_1",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_namespace')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_2",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_namespace')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_3",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_deployment')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_4",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_deployment')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_5",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_pod')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_6",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_pod')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_7",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_daemonset')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_8",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_daemonset')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_9",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'kubernetes_container')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_10",
+    CASE WHEN NULLIF(TRIM(element_at("tags", 'user:kubernetes_container')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_11"
   FROM "athenacurcfn_kubecur"."2024_cur"
   WHERE "billing_period" IN ('2024-05', '2024-06')
     AND "chargeperiodstart" >= TIMESTAMP '2024-05-25 00:00:00' AND "chargeperiodstart" < TIMESTAMP '2024-06-08 00:00:00'

@@ -5,8 +5,8 @@
 //! text; costs become DOUBLE, dates TIMESTAMP). The rendered allocation SQL then reads only `cur`.
 
 mod counting_store;
+mod functions;
 pub mod source;
-mod tag_function;
 
 use crate::domain::columns::ColumnSet;
 use crate::domain::flavour::Flavour;
@@ -96,7 +96,9 @@ impl DataFusionQueryEngine {
             .schema_force_view_types = false;
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_udf(tag_function::tag_lookup_udf());
+        for function in functions::all() {
+            ctx.register_udf(function);
+        }
 
         let inner: Arc<dyn ObjectStore> = match &location {
             CurLocation::Local(_) => Arc::new(object_store::local::LocalFileSystem::new()),

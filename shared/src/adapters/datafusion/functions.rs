@@ -1,0 +1,498 @@
+//! Native functions the DataFusion dialect renders (names in `domain::sql`):
+//!
+//! - `kubecur_tag(tags, key)`: the value of `key` in a map column (CUR 2.0 `resource_tags`, FOCUS `Tags`
+//!   in Parquet) or in a JSON object held as text (the same columns in CSV exports). NULL when absent.
+//!   DataFusion's own `element_at` on maps returns a list, and it has no JSON functions without extra crates.
+//! - `kubecur_first_nonblank(value, …, fallback)` and `kubecur_nonblank(value)`: tag coalescing in one pass.
+//! - `kubecur_cost('<Expr JSON>', column, …)`: the domain's cost expression evaluated column-wise.
+//!
+//! They exist for speed (engine-notes.md; BENCHMARKS.md): DataFusion turns COALESCE into CASE and runs
+//! CASE chains over strings branch by branch, copying strings each time.
+
+use crate::domain::expr::Expr;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray, StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TagLookup {
+    signature: Signature,
+}
+
+/// Every kubecur function, to register on a session.
+pub fn all() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(TagLookup {
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(FirstNonBlank {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(NonBlank {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(Cost {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }),
+    ]
+}
+
+fn as_utf8(array: &ArrayRef) -> Result<StringArray> {
+    let converted = if array.data_type() == &DataType::Utf8 {
+        array.clone()
+    } else {
+        cast(array, &DataType::Utf8)?
+    };
+    Ok(converted.as_string::<i32>().clone())
+}
+
+fn lookup_in_maps(array: &ArrayRef, key: &str) -> Result<ArrayRef> {
+    let maps = array.as_map();
+    let keys = as_utf8(maps.keys())?;
+    let values = as_utf8(maps.values())?;
+    let offsets = maps.value_offsets();
+    let mut out = StringBuilder::with_capacity(maps.len(), maps.len() * 8);
+    for row in 0..maps.len() {
+        if maps.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let found = (start..end).find(|&entry| keys.is_valid(entry) && keys.value(entry) == key);
+        match found {
+            Some(entry) if values.is_valid(entry) => out.append_value(values.value(entry)),
+            _ => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn lookup_in_json(array: &ArrayRef, key: &str) -> Result<ArrayRef> {
+    let texts = as_utf8(array)?;
+    let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 8);
+    for row in 0..texts.len() {
+        if texts.is_null(row) || texts.value(row).trim().is_empty() {
+            out.append_null();
+            continue;
+        }
+        let text = texts.value(row);
+        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+            Ok(object) => object,
+            Err(error) => {
+                let shown: String = text.chars().take(80).collect();
+                return exec_err!("tags value is not a JSON object ({error}): {shown}");
+            }
+        };
+        match object.get(key) {
+            None | Some(serde_json::Value::Null) => out.append_null(),
+            Some(serde_json::Value::String(value)) => out.append_value(value),
+            Some(other) => out.append_value(other.to_string()),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+impl ScalarUDFImpl for TagLookup {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_TAG_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [tags, key] = args.args.as_slice() else {
+            return exec_err!("kubecur_tag takes two arguments, got {}", args.args.len());
+        };
+        let key = match key {
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(k))
+                | ScalarValue::LargeUtf8(Some(k))
+                | ScalarValue::Utf8View(Some(k)),
+            ) => k.clone(),
+            other => return exec_err!("kubecur_tag's key must be a text literal, got {other:?}"),
+        };
+        let array = tags.clone().into_array(args.number_rows)?;
+        let result = match array.data_type() {
+            DataType::Map(..) => lookup_in_maps(&array, &key)?,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                lookup_in_json(&array, &key)?
+            }
+            DataType::Null => Arc::new(StringArray::new_null(array.len())),
+            other => {
+                return exec_err!("kubecur_tag reads a map or a JSON text column, got {other}")
+            }
+        };
+        Ok(ColumnarValue::Array(result))
+    }
+}
+
+fn text_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<StringArray>> {
+    args.iter()
+        .map(|arg| {
+            let array = arg.clone().into_array(rows)?;
+            if array.data_type() == &DataType::Null {
+                Ok(StringArray::new_null(rows))
+            } else {
+                as_utf8(&array)
+            }
+        })
+        .collect()
+}
+
+/// The trimmed value at `row` if it is not NULL or blank.
+fn nonblank(array: &StringArray, row: usize) -> Option<&str> {
+    if array.is_null(row) {
+        return None;
+    }
+    let value = array.value(row).trim();
+    (!value.is_empty()).then_some(value)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FirstNonBlank {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FirstNonBlank {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_FIRST_NONBLANK_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some((fallback, sources)) = args.args.split_last() else {
+            return exec_err!("kubecur_first_nonblank needs at least a fallback");
+        };
+        let fallback = match fallback {
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v),
+            ) => v.clone(),
+            ColumnarValue::Scalar(ScalarValue::Null) => None,
+            other => return exec_err!(
+                "kubecur_first_nonblank's fallback must be a text literal or NULL, got {other:?}"
+            ),
+        };
+        let rows = args.number_rows;
+        let sources = text_arrays(sources, rows)?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 12);
+        for row in 0..rows {
+            match sources.iter().find_map(|s| nonblank(s, row)) {
+                Some(value) => out.append_value(value),
+                None => out.append_option(fallback.as_deref()),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NonBlank {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NonBlank {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_NONBLANK_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let values = text_arrays(&args.args, rows)?;
+        let Some(values) = values.first() else {
+            return exec_err!("kubecur_nonblank takes one argument");
+        };
+        let out: Int64Array = (0..rows)
+            .map(|row| Some(i64::from(nonblank(values, row).is_some())))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Cost {
+    signature: Signature,
+}
+
+/// Parsed cost expressions by their JSON text: a query evaluates the same four for every batch.
+fn parsed(json: &str) -> Result<Arc<Expr>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Expr>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = match cache.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(expr) = cache.get(json) {
+        return Ok(expr.clone());
+    }
+    let expr: Expr = match serde_json::from_str(json) {
+        Ok(expr) => expr,
+        Err(error) => return exec_err!("kubecur_cost got an invalid expression ({error})"),
+    };
+    let expr = Arc::new(expr);
+    cache.insert(json.to_string(), expr.clone());
+    Ok(expr)
+}
+
+/// The columns of one batch, by name.
+struct Columns {
+    numbers: HashMap<String, Float64Array>,
+    texts: HashMap<String, StringArray>,
+    rows: usize,
+}
+
+impl Columns {
+    fn number(&self, name: &str) -> Result<&Float64Array> {
+        match self.numbers.get(name) {
+            Some(array) => Ok(array),
+            None => exec_err!("kubecur_cost: column `{name}` was not passed"),
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<&StringArray> {
+        match self.texts.get(name) {
+            Some(array) => Ok(array),
+            None => exec_err!("kubecur_cost: column `{name}` was not passed"),
+        }
+    }
+}
+
+/// Evaluates `expr` for every row, with SQL's semantics (the same as [`Expr::eval`]).
+fn evaluate(expr: &Expr, columns: &Columns) -> Result<Vec<f64>> {
+    let rows = columns.rows;
+    Ok(match expr {
+        Expr::Zero => vec![0.0; rows],
+        Expr::Cost(names) => {
+            let mut out = vec![0.0; rows];
+            let mut filled = vec![false; rows];
+            for name in names {
+                let array = columns.number(name)?;
+                for row in 0..rows {
+                    if !filled[row] && array.is_valid(row) {
+                        out[row] = array.value(row);
+                        filled[row] = true;
+                    }
+                }
+            }
+            out
+        }
+        Expr::Add(parts) => {
+            let mut out = vec![0.0; rows];
+            for part in parts {
+                for (slot, value) in out.iter_mut().zip(evaluate(part, columns)?) {
+                    *slot += value;
+                }
+            }
+            out
+        }
+        Expr::Sub(left, right) => {
+            let mut out = evaluate(left, columns)?;
+            for (slot, value) in out.iter_mut().zip(evaluate(right, columns)?) {
+                *slot -= value;
+            }
+            out
+        }
+        Expr::ByLineItemType {
+            type_column,
+            branches,
+            otherwise,
+        } => {
+            let types = columns.text(type_column)?;
+            let required = branches
+                .iter()
+                .map(|b| {
+                    b.requires_non_empty
+                        .as_deref()
+                        .map(|c| columns.text(c))
+                        .transpose()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let otherwise_index = branches.len();
+            let choice: Vec<usize> = (0..rows)
+                .map(|row| {
+                    if types.is_null(row) {
+                        return otherwise_index;
+                    }
+                    let line_item_type = types.value(row);
+                    branches
+                        .iter()
+                        .zip(&required)
+                        .position(|(branch, required)| {
+                            branch.types.iter().any(|t| t == line_item_type)
+                                && required.is_none_or(|column| {
+                                    column.is_valid(row) && !column.value(row).is_empty()
+                                })
+                        })
+                        .unwrap_or(otherwise_index)
+                })
+                .collect();
+            let mut values: Vec<Option<Vec<f64>>> = Vec::with_capacity(branches.len() + 1);
+            for (index, then) in branches
+                .iter()
+                .map(|b| &b.then)
+                .chain([otherwise.as_ref()])
+                .enumerate()
+            {
+                let used = choice.contains(&index);
+                values.push(if used {
+                    Some(evaluate(then, columns)?)
+                } else {
+                    None
+                });
+            }
+            choice
+                .iter()
+                .enumerate()
+                .map(|(row, &c)| values[c].as_ref().map_or(0.0, |v| v[row]))
+                .collect()
+        }
+    })
+}
+
+impl ScalarUDFImpl for Cost {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_COST_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some((json, values)) = args.args.split_first() else {
+            return exec_err!("kubecur_cost needs an expression");
+        };
+        let expr = match json {
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(text))
+                | ScalarValue::LargeUtf8(Some(text))
+                | ScalarValue::Utf8View(Some(text)),
+            ) => parsed(text)?,
+            other => {
+                return exec_err!("kubecur_cost's expression must be a text literal, got {other:?}")
+            }
+        };
+        let names = expr.columns();
+        if names.len() != values.len() {
+            return exec_err!(
+                "kubecur_cost: the expression reads {} columns, {} were passed",
+                names.len(),
+                values.len()
+            );
+        }
+        let rows = args.number_rows;
+        let cost_names = expr.cost_columns();
+        let mut columns = Columns {
+            numbers: HashMap::new(),
+            texts: HashMap::new(),
+            rows,
+        };
+        for (name, value) in names.into_iter().zip(values) {
+            let array = value.clone().into_array(rows)?;
+            if cost_names.contains(&name) {
+                let numbers = if array.data_type() == &DataType::Float64 {
+                    array
+                } else {
+                    cast(&array, &DataType::Float64)?
+                };
+                columns.numbers.insert(
+                    name,
+                    numbers
+                        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .clone(),
+                );
+            } else {
+                columns.texts.insert(
+                    name,
+                    if array.data_type() == &DataType::Null {
+                        StringArray::new_null(rows)
+                    } else {
+                        as_utf8(&array)?
+                    },
+                );
+            }
+        }
+        let values = evaluate(&expr, &columns)?;
+        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(values))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::MapBuilder;
+
+    #[test]
+    fn finds_keys_in_maps_and_json() -> Result<()> {
+        let mut maps = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        maps.keys().append_value("user_kubernetes_namespace");
+        maps.values().append_value("payments");
+        maps.append(true)?;
+        maps.append(true)?;
+        maps.append(false)?;
+        let maps: ArrayRef = Arc::new(maps.finish());
+        let found = lookup_in_maps(&maps, "user_kubernetes_namespace")?;
+        let found = found.as_string::<i32>();
+        assert_eq!(
+            (found.value(0), found.is_null(1), found.is_null(2)),
+            ("payments", true, true)
+        );
+
+        let json: ArrayRef = Arc::new(StringArray::from(vec![
+            Some(r#"{"kubernetes_namespace":"支付","n":3}"#),
+            Some(""),
+            None,
+        ]));
+        let found = lookup_in_json(&json, "kubernetes_namespace")?;
+        let found = found.as_string::<i32>();
+        assert_eq!(
+            (found.value(0), found.is_null(1), found.is_null(2)),
+            ("支付", true, true)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_naming_the_value() {
+        let json: ArrayRef = Arc::new(StringArray::from(vec![Some("{not json")]));
+        let err = lookup_in_json(&json, "k")
+            .expect_err("malformed")
+            .to_string();
+        assert!(
+            err.contains("not a JSON object") && err.contains("{not json"),
+            "{err}"
+        );
+    }
+}

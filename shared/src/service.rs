@@ -1,12 +1,12 @@
 //! The allocation use case: plan against the engine's columns, run one query, read the result.
 
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
-use crate::domain::plan::AllocationPlan;
+use crate::domain::plan::{AllocationPlan, Presence};
 use crate::domain::sql::{
     render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
     TAG_SOURCE_COLUMN_PREFIX,
 };
-use crate::domain::{AllocationRequest, CostMetric};
+use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
 use crate::ports::{EngineError, QueryEngine, ResultTable};
 
 /// Allocates `request` with `engine`.
@@ -54,10 +54,16 @@ pub fn read_allocation(
     let allocated = column(ALLOCATED_COLUMN)?;
     let resources = column(RESOURCES_COLUMN)?;
     let line_items = column(LINE_ITEMS_COLUMN)?;
-    let tag_sources: Vec<usize> = (0..plan.tag_sources().len())
-        .map(|i| column(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}")))
+    // Where each tag source's presence count comes from: a counted column or a group key.
+    let presence: Vec<Result<usize, usize>> = plan
+        .presence()
+        .into_iter()
+        .map(|p| match p {
+            Presence::Counted(n) => column(&format!("{TAG_SOURCE_COLUMN_PREFIX}{n}")).map(Ok),
+            Presence::FromGroupKey(position) => Ok(Err(keys[position])),
+        })
         .collect::<Result<_, _>>()?;
-    let mut tag_source_counts = vec![0u64; tag_sources.len()];
+    let mut tag_source_counts = vec![0u64; presence.len()];
     let number = |row: &[crate::ports::Cell], at: usize| {
         row[at].as_f64().ok_or_else(|| EngineError::Execution {
             context: "reading the allocation result".into(),
@@ -70,8 +76,12 @@ pub fn read_allocation(
         for (slot, &at) in costs.0.iter_mut().zip(&metrics) {
             *slot = number(row, at)?;
         }
-        for (count, &at) in tag_source_counts.iter_mut().zip(&tag_sources) {
-            *count += number(row, at)? as u64;
+        for (count, source) in tag_source_counts.iter_mut().zip(&presence) {
+            *count += match *source {
+                Ok(at) => number(row, at)? as u64,
+                Err(key) if row[key].as_text() != UNALLOCATED => number(row, line_items)? as u64,
+                Err(_) => 0,
+            };
         }
         rows.push(AllocationRow {
             keys: keys.iter().map(|&at| row[at].as_text()).collect(),
@@ -91,4 +101,90 @@ pub fn read_allocation(
         rows,
         warnings: noted.warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::columns::ColumnSet;
+    use crate::domain::plan::Warning;
+    use crate::domain::tags::Concept;
+    use crate::domain::Dimension;
+    use crate::ports::Cell;
+
+    fn plan() -> AllocationPlan {
+        let columns = ColumnSet::new([
+            "line_item_usage_start_date",
+            "line_item_unblended_cost",
+            "line_item_product_code",
+            "line_item_usage_account_id",
+            "resource_tags_user_kubernetes_namespace",
+        ]);
+        let request = AllocationRequest {
+            group_by: vec![Dimension::Namespace],
+            ..AllocationRequest::default()
+        };
+        AllocationPlan::new(&columns, &request).expect("plannable")
+    }
+
+    fn result(namespaces: &[&str]) -> ResultTable {
+        let columns = [
+            "namespace",
+            "allocated",
+            "list_cost",
+            "net_cost",
+            "amortized_cost",
+            "amortized_net_cost",
+            "resources",
+            "line_items",
+        ];
+        ResultTable {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: namespaces
+                .iter()
+                .map(|ns| {
+                    let mut row = vec![
+                        Cell::Text(ns.to_string()),
+                        Cell::Integer(i64::from(*ns != UNALLOCATED)),
+                    ];
+                    row.extend([
+                        Cell::Number(1.5),
+                        Cell::Number(1.5),
+                        Cell::Number(1.5),
+                        Cell::Number(1.5),
+                    ]);
+                    row.extend([Cell::Integer(1), Cell::Integer(3)]);
+                    row
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_grouped_single_source_tag_needs_no_counting_column() {
+        assert_eq!(plan().presence(), vec![Presence::FromGroupKey(0)]);
+    }
+
+    #[test]
+    fn tag_never_set_is_derived_from_the_group_keys() {
+        let never = read_allocation(&plan(), &result(&[UNALLOCATED])).expect("reads");
+        let expected = Warning::TagNeverSet {
+            concept: Concept::Namespace,
+            key: "kubernetes_namespace".into(),
+        };
+        assert!(never.warnings.contains(&expected), "{:?}", never.warnings);
+        let set = read_allocation(&plan(), &result(&[UNALLOCATED, "payments"])).expect("reads");
+        assert!(!set.warnings.contains(&expected), "{:?}", set.warnings);
+        assert_eq!(set.rows.iter().map(|r| r.line_items).sum::<u64>(), 6);
+    }
+
+    #[test]
+    fn a_result_missing_a_column_is_an_error_naming_it() {
+        let mut table = result(&["payments"]);
+        table.columns[2] = "something_else".into();
+        let err = read_allocation(&plan(), &table)
+            .expect_err("list_cost is missing")
+            .to_string();
+        assert!(err.contains("`list_cost` is missing"), "{err}");
+    }
 }

@@ -95,6 +95,15 @@ pub enum ColumnKind {
     TagMap,
 }
 
+/// How the number of line items carrying one tag source is obtained from the allocation result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// From output column `tag_source_<n>`.
+    Counted(usize),
+    /// From the line items of rows whose group key at this position is not `__unallocated__`.
+    FromGroupKey(usize),
+}
+
 /// The tag sources feeding one concept, each with the key it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConceptSources {
@@ -284,7 +293,31 @@ impl AllocationPlan {
         out
     }
 
-    /// Every (concept, key, source) the plan reads tags from, in order: what a presence probe checks.
+    /// How the presence of each of [`AllocationPlan::tag_sources`] is counted. When a concept has a
+    /// single source and is a group key, its count is the line items of the rows whose key is not
+    /// `__unallocated__`: no extra column (and no per-row work) is needed.
+    pub fn presence(&self) -> Vec<Presence> {
+        let mut counted = 0;
+        self.tag_sources()
+            .into_iter()
+            .map(|(concept, _, _)| {
+                let single = self.sources(concept).len() == 1;
+                let key = self
+                    .group_by
+                    .iter()
+                    .position(|d| d.concept() == Some(concept));
+                match key {
+                    Some(position) if single => Presence::FromGroupKey(position),
+                    _ => {
+                        counted += 1;
+                        Presence::Counted(counted - 1)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Every (concept, key, source) the plan reads tags from, in order.
     pub fn tag_sources(&self) -> Vec<(Concept, &str, &TagSource)> {
         self.concepts
             .iter()

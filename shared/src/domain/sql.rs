@@ -10,7 +10,7 @@ use super::error::DomainError;
 use super::expr::Expr;
 use super::flavour::Flavour;
 use super::metric::CostMetric;
-use super::plan::{AllocationPlan, SPLIT_COST_OPERATIONS};
+use super::plan::{AllocationPlan, Presence, SPLIT_COST_OPERATIONS};
 use super::tags::{Concept, TagSource};
 use super::UNALLOCATED;
 
@@ -50,8 +50,8 @@ pub const ALLOCATED_COLUMN: &str = "allocated";
 pub const RESOURCES_COLUMN: &str = "resources";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
-/// Prefix of the output columns `tag_source_<i>`: line items with a non-blank value from the i-th of
-/// [`AllocationPlan::tag_sources`], so missing tags are reported without a second scan.
+/// Prefix of the output columns `tag_source_<n>`: line items with a non-blank value from a tag source
+/// (see [`AllocationPlan::presence`]), so missing tags are reported without a second scan.
 pub const TAG_SOURCE_COLUMN_PREFIX: &str = "tag_source_";
 
 /// Quotes an identifier (`"name"`, with `"` doubled). Control characters and empty names are rejected.
@@ -276,9 +276,11 @@ impl Renderer<'_> {
                 .iter()
                 .map(|o| quote_literal(o))
                 .collect::<Result<Vec<_>, _>>()?;
+            // Not COALESCE(op, '') NOT IN (…): DataFusion rewrites COALESCE into a CASE that copies
+            // every string before comparing.
+            let operation = quote_ident(operation)?;
             filters.push(format!(
-                "COALESCE({}, '') NOT IN ({})",
-                quote_ident(operation)?,
+                "({operation} IS NULL OR {operation} NOT IN ({}))",
                 excluded.join(", ")
             ));
         }
@@ -350,13 +352,13 @@ impl Renderer<'_> {
         // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
         // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
         inner.push("1 AS \"line_item\"".to_string());
-        let sources = plan.tag_sources();
-        for (i, (_, _, source)) in sources.iter().enumerate() {
-            inner.push(format!(
-                "{} AS {}",
-                self.present(source)?,
-                quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?
-            ));
+        let mut counted = 0;
+        for ((_, _, source), presence) in plan.tag_sources().iter().zip(plan.presence()) {
+            if let Presence::Counted(n) = presence {
+                let alias = quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{n}"))?;
+                inner.push(format!("{} AS {alias}", self.present(source)?));
+                counted += 1;
+            }
         }
 
         let keys = plan
@@ -382,7 +384,7 @@ impl Renderer<'_> {
             "SUM(\"line_item\") AS {}",
             quote_ident(LINE_ITEMS_COLUMN)?
         ));
-        for i in 0..sources.len() {
+        for i in 0..counted {
             let alias = quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?;
             outer.push(format!("SUM({alias}) AS {alias}"));
         }

@@ -12,8 +12,7 @@ SELECT
   SUM("tag_source_1") AS "tag_source_1",
   SUM("tag_source_2") AS "tag_source_2",
   SUM("tag_source_3") AS "tag_source_3",
-  SUM("tag_source_4") AS "tag_source_4",
-  SUM("tag_source_5") AS "tag_source_5"
+  SUM("tag_source_4") AS "tag_source_4"
 FROM (
   SELECT
     COALESCE(NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_namespace')), ''), '__unallocated__') AS "namespace",
@@ -25,14 +24,13 @@ FROM (
     COALESCE(NULLIF(TRIM("line_item_resource_id"), ''), CAST(NULL AS VARCHAR)) AS "resource_id",
     1 AS "line_item",
     CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_cluster')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_0",
-    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_namespace')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_1",
-    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_deployment')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_2",
-    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_pod')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_3",
-    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_daemonset')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_4",
-    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_container')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_5"
+    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_deployment')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_1",
+    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_pod')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_2",
+    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_daemonset')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_3",
+    CASE WHEN NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_container')), '') IS NULL THEN 0 ELSE 1 END AS "tag_source_4"
   FROM "athenacurcfn_kubecur"."2024_cur"
   WHERE "billing_period" IN ('2024-06')
     AND "line_item_usage_start_date" >= TIMESTAMP '2024-06-01 00:00:00' AND "line_item_usage_start_date" < TIMESTAMP '2024-07-01 00:00:00'
-    AND COALESCE("line_item_operation", '') NOT IN ('EKSPod-EC2', 'ECSTask-EC2')
+    AND ("line_item_operation" IS NULL OR "line_item_operation" NOT IN ('EKSPod-EC2', 'ECSTask-EC2'))
 ) AS "line_items"
 GROUP BY "namespace", "service", CASE WHEN "namespace" = '__unallocated__' THEN 0 ELSE 1 END

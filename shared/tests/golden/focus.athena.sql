@@ -59,6 +59,6 @@ FROM (
   FROM "athenacurcfn_kubecur"."2024_cur"
   WHERE "billing_period" IN ('2024-05', '2024-06')
     AND "chargeperiodstart" >= TIMESTAMP '2024-05-25 00:00:00' AND "chargeperiodstart" < TIMESTAMP '2024-06-08 00:00:00'
-    AND COALESCE("x_operation", '') NOT IN ('EKSPod-EC2', 'ECSTask-EC2')
+    AND ("x_operation" IS NULL OR "x_operation" NOT IN ('EKSPod-EC2', 'ECSTask-EC2'))
 ) AS "line_items"
 GROUP BY "day", "cluster", "namespace", "deployment", "pod", "daemonset", "container", "service", "account", CASE WHEN "namespace" = '__unallocated__' THEN 0 ELSE 1 END

@@ -189,9 +189,11 @@ impl ScalarUDFImpl for FirstNonBlank {
                 ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v),
             ) => v.clone(),
             ColumnarValue::Scalar(ScalarValue::Null) => None,
-            other => return exec_err!(
+            other => {
+                return exec_err!(
                 "kubecur_first_nonblank's fallback must be a text literal or NULL, got {other:?}"
-            ),
+            )
+            }
         };
         let rows = args.number_rows;
         let sources = text_arrays(sources, rows)?;
@@ -230,9 +232,9 @@ impl ScalarUDFImpl for NonBlank {
         let Some(values) = values.first() else {
             return exec_err!("kubecur_nonblank takes one argument");
         };
-        let out: Int64Array = (0..rows)
-            .map(|row| Some(i64::from(nonblank(values, row).is_some())))
-            .collect();
+        let out = Int64Array::from_iter_values(
+            (0..rows).map(|row| i64::from(nonblank(values, row).is_some())),
+        );
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -354,6 +356,10 @@ fn evaluate(expr: &Expr, columns: &Columns) -> Result<Vec<f64>> {
                         .unwrap_or(otherwise_index)
                 })
                 .collect();
+            let mut used = vec![false; branches.len() + 1];
+            for &c in &choice {
+                used[c] = true;
+            }
             let mut values: Vec<Option<Vec<f64>>> = Vec::with_capacity(branches.len() + 1);
             for (index, then) in branches
                 .iter()
@@ -361,8 +367,7 @@ fn evaluate(expr: &Expr, columns: &Columns) -> Result<Vec<f64>> {
                 .chain([otherwise.as_ref()])
                 .enumerate()
             {
-                let used = choice.contains(&index);
-                values.push(if used {
+                values.push(if used[index] {
                     Some(evaluate(then, columns)?)
                 } else {
                     None

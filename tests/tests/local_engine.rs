@@ -108,94 +108,27 @@ const FOCUS_METRICS: [CostMetric; 3] = [
     CostMetric::AmortizedNetCost,
 ];
 
-#[tokio::test]
-async fn legacy_parquet_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::LegacyParquet),
-        &ALL_METRICS,
-        Flavour::LegacyCur,
-    )
-    .await;
+/// One test per flavour and encoding, each against the reference allocator.
+macro_rules! matches_reference {
+    ($($name:ident: $path:ident($output:ident), $metrics:expr, $flavour:ident;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let path = sample().$path(SampleOutput::$output);
+            check_output_matches_reference(&path, &$metrics, Flavour::$flavour).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn legacy_csv_gz_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::LegacyCsvGz),
-        &ALL_METRICS,
-        Flavour::LegacyCur,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn legacy_plain_csv_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path_reencoded(SampleOutput::LegacyCsvGz),
-        &ALL_METRICS,
-        Flavour::LegacyCur,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn cur2_parquet_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::Cur2Parquet),
-        &ALL_METRICS,
-        Flavour::Cur2,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn cur2_csv_gz_with_json_tags_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::Cur2CsvGz),
-        &ALL_METRICS,
-        Flavour::Cur2,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn cur2_plain_csv_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path_reencoded(SampleOutput::Cur2CsvGz),
-        &ALL_METRICS,
-        Flavour::Cur2,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn focus_parquet_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::FocusParquet),
-        &FOCUS_METRICS,
-        Flavour::Focus,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn focus_plain_csv_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path(SampleOutput::FocusCsv),
-        &FOCUS_METRICS,
-        Flavour::Focus,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn focus_csv_gz_matches_the_reference_allocator() {
-    check_output_matches_reference(
-        &sample().path_reencoded(SampleOutput::FocusCsv),
-        &FOCUS_METRICS,
-        Flavour::Focus,
-    )
-    .await;
+matches_reference! {
+    legacy_parquet_matches_the_reference_allocator: path(LegacyParquet), ALL_METRICS, LegacyCur;
+    legacy_csv_gz_matches_the_reference_allocator: path(LegacyCsvGz), ALL_METRICS, LegacyCur;
+    legacy_plain_csv_matches_the_reference_allocator: path_reencoded(LegacyCsvGz), ALL_METRICS, LegacyCur;
+    cur2_parquet_matches_the_reference_allocator: path(Cur2Parquet), ALL_METRICS, Cur2;
+    cur2_csv_gz_with_json_tags_matches_the_reference_allocator: path(Cur2CsvGz), ALL_METRICS, Cur2;
+    cur2_plain_csv_matches_the_reference_allocator: path_reencoded(Cur2CsvGz), ALL_METRICS, Cur2;
+    focus_parquet_matches_the_reference_allocator: path(FocusParquet), FOCUS_METRICS, Focus;
+    focus_plain_csv_matches_the_reference_allocator: path(FocusCsv), FOCUS_METRICS, Focus;
+    focus_csv_gz_matches_the_reference_allocator: path_reencoded(FocusCsv), FOCUS_METRICS, Focus;
 }
 
 #[tokio::test]
@@ -449,53 +382,45 @@ async fn grouped_distinct_count_is_planned_as_a_two_phase_aggregate() {
     );
 }
 
-#[tokio::test]
-async fn empty_directory_is_a_clear_error() {
+/// Opens a directory holding `file` with `contents`; the error must mention every `needle`.
+async fn assert_open_fails(file: &str, contents: &[u8], needles: &[&str]) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("notes.txt"), "not data").expect("write");
+    std::fs::write(dir.path().join(file), contents).expect("write");
     let err = open(dir.path())
         .await
         .err()
-        .expect("no data files")
+        .expect("opening must fail")
         .to_string();
-    assert!(
-        err.contains("no CUR data files") && err.contains("notes.txt"),
-        "{err}"
-    );
+    for needle in needles {
+        assert!(err.contains(needle), "missing `{needle}` in: {err}");
+    }
+}
+
+#[tokio::test]
+async fn empty_directory_is_a_clear_error() {
+    assert_open_fails(
+        "notes.txt",
+        b"not data",
+        &["no CUR data files", "notes.txt"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unreadable_file_is_named() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(
-        dir.path().join("part-00001.snappy.parquet"),
+    let needles = ["part-00001.snappy.parquet", "not a readable Parquet file"];
+    assert_open_fails(
+        "part-00001.snappy.parquet",
         b"PAR1 this is not parquet",
+        &needles,
     )
-    .expect("write");
-    let err = open(dir.path())
-        .await
-        .err()
-        .expect("corrupt file")
-        .to_string();
-    assert!(
-        err.contains("part-00001.snappy.parquet") && err.contains("not a readable Parquet file"),
-        "{err}"
-    );
+    .await;
 }
 
 #[tokio::test]
 async fn csv_that_is_not_a_cur_is_named_as_such() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(
-        dir.path().join("invoice.csv"),
-        "date,amount\n2024-06-01,3\n",
-    )
-    .expect("write");
-    let err = open(dir.path()).await.err().expect("not a CUR").to_string();
-    assert!(
-        err.contains("invoice.csv") && err.contains("not a Cost and Usage Report"),
-        "{err}"
-    );
+    let needles = ["invoice.csv", "not a Cost and Usage Report"];
+    assert_open_fails("invoice.csv", b"date,amount\n2024-06-01,3\n", &needles).await;
 }
 
 #[tokio::test]

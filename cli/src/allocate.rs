@@ -101,7 +101,6 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
         let mut engine =
             DataFusionQueryEngine::open(&args.cur, request.window, progress.clone()).await?;
         let discovery = engine.discovery();
-        progress.set_total_bytes(discovery.total_bytes());
         progress.phase(&format!(
             "allocating {} files of {}",
             discovery.files.len(),

@@ -1,4 +1,6 @@
 //! A terminal progress bar for long scans, shown only once work has taken more than a moment.
+//! It counts the line items the scan has read, out of the total the Parquet footers give (CSV: a count
+//! without a total).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kubecur_shared::ports::Progress;
@@ -18,7 +20,7 @@ impl TerminalProgress {
     pub fn new() -> TerminalProgress {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         let style = ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} read, {elapsed}",
+            "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} line items, {elapsed}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -45,12 +47,16 @@ impl Progress for TerminalProgress {
         self.reveal_if_slow();
     }
 
-    fn set_total_bytes(&self, bytes: u64) {
-        self.bar.set_length(bytes);
+    fn set_total_rows(&self, rows: Option<u64>) {
+        self.bar.set_position(0);
+        match rows {
+            Some(rows) => self.bar.set_length(rows),
+            None => self.bar.unset_length(),
+        }
     }
 
-    fn add_bytes(&self, bytes: u64) {
-        self.bar.inc(bytes);
+    fn rows_read(&self, rows: u64) {
+        self.bar.set_position(rows);
         self.reveal_if_slow();
     }
 

@@ -74,8 +74,16 @@ where
                     .day(&plan.day_column)
                     .map(|d| d.format("%Y-%m-%d").to_string())
                     .unwrap_or_default(),
-                Dimension::Service => item.text(&plan.service_column).unwrap_or("").to_string(),
-                Dimension::Account => item.text(&plan.account_column).unwrap_or("").to_string(),
+                Dimension::Service => item
+                    .text(&plan.service_column)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+                Dimension::Account => item
+                    .text(&plan.account_column)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
                 other => other
                     .concept()
                     .map(|c| tag_value(plan, c, item))

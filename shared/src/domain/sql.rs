@@ -215,14 +215,13 @@ impl Renderer<'_> {
         match dimension {
             // Grouped as a DATE (cheap) and printed as YYYY-MM-DD by every engine.
             Dimension::Day => Ok(format!("CAST({} AS DATE)", quote_ident(&plan.day_column)?)),
-            Dimension::Service => Ok(format!(
-                "COALESCE({}, '')",
-                quote_ident(&plan.service_column)?
-            )),
-            Dimension::Account => Ok(format!(
-                "COALESCE({}, '')",
-                quote_ident(&plan.account_column)?
-            )),
+            // Trimmed, NULL as '': one pass in DataFusion rather than a string-copying CASE.
+            Dimension::Service => {
+                Ok(self.first_nonblank(&[quote_ident(&plan.service_column)?], "''"))
+            }
+            Dimension::Account => {
+                Ok(self.first_nonblank(&[quote_ident(&plan.account_column)?], "''"))
+            }
             other => match other.concept() {
                 Some(concept) => self.concept(concept),
                 None => Err(DomainError::InvalidIdentifier {

@@ -96,10 +96,10 @@ pub trait QueryEngine {
 pub trait Progress: Send + Sync {
     /// A new phase starts: "reading schemas of 12 files".
     fn phase(&self, _message: &str) {}
-    /// The total bytes the current phase will read at most, when known.
-    fn set_total_bytes(&self, _bytes: u64) {}
-    /// `bytes` more were read from storage.
-    fn add_bytes(&self, _bytes: u64) {}
+    /// The current scan will read about this many line items (`None`: unknown, e.g. CSV).
+    fn set_total_rows(&self, _rows: Option<u64>) {}
+    /// The scan has read `rows` line items so far.
+    fn rows_read(&self, _rows: u64) {}
     /// Work is over (successfully or not).
     fn finish(&self) {}
 }

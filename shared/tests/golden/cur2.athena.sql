@@ -16,7 +16,7 @@ SELECT
 FROM (
   SELECT
     COALESCE(NULLIF(TRIM(element_at("resource_tags", 'user_kubernetes_namespace')), ''), '__unallocated__') AS "namespace",
-    COALESCE("line_item_product_code", '') AS "service",
+    COALESCE(NULLIF(TRIM("line_item_product_code"), ''), '') AS "service",
     CASE WHEN "line_item_line_item_type" IN ('EdpDiscount', 'PrivateRateDiscount') THEN 0E0 ELSE COALESCE("line_item_unblended_cost", 0E0) END AS "list_cost",
     COALESCE("line_item_net_unblended_cost", "line_item_unblended_cost", 0E0) AS "net_cost",
     CASE WHEN "line_item_line_item_type" IN ('DiscountedUsage') THEN COALESCE("reservation_effective_cost", 0E0) WHEN "line_item_line_item_type" IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN 0E0 WHEN "line_item_line_item_type" IN ('Fee') AND COALESCE("reservation_reservation_arn", '') <> '' THEN 0E0 ELSE COALESCE("line_item_unblended_cost", 0E0) END AS "amortized_cost",

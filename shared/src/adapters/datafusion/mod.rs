@@ -4,7 +4,6 @@
 //! `cur` puts them under kubecur's canonical column names with the types the plan asks for (CSV cells are
 //! text; costs become DOUBLE, dates TIMESTAMP). The rendered allocation SQL then reads only `cur`.
 
-mod counting_store;
 mod functions;
 pub mod source;
 
@@ -14,7 +13,6 @@ use crate::domain::plan::ColumnKind;
 use crate::domain::sql::quote_ident;
 use crate::domain::{Dialect, TableRef, UsageWindow};
 use crate::ports::{Cell, EngineError, Progress, QueryEngine, ResultTable};
-use counting_store::CountingStore;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
@@ -28,12 +26,25 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use source::{CurLocation, DataFile, FileKind, FileSchema};
 use std::sync::Arc;
 
 pub use source::Discovery;
+
+/// How often a running query reports the rows its scans have read.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// The leaves of a physical plan: the file scans.
+fn scans_of(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<dyn ExecutionPlan>> {
+    let children = plan.children();
+    if children.is_empty() {
+        return vec![plan.clone()];
+    }
+    children.into_iter().flat_map(scans_of).collect()
+}
 
 /// The name of the canonical view the rendered SQL reads.
 pub const VIEW: &str = "cur";
@@ -56,6 +67,9 @@ pub struct DataFusionQueryEngine {
     columns: ColumnSet,
     flavour: Flavour,
     discovery: Discovery,
+    progress: Arc<dyn Progress>,
+    /// Line items in all files, when every file's footer says (Parquet); for the progress bar.
+    total_rows: Option<u64>,
 }
 
 fn execution(
@@ -112,7 +126,7 @@ impl DataFusionQueryEngine {
                     })?,
             ),
         };
-        let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(inner, progress.clone()));
+        let store = inner;
         ctx.register_object_store(&location.store_url()?, store.clone());
 
         progress.phase(&format!("listing {}", location.display()));
@@ -130,6 +144,7 @@ impl DataFusionQueryEngine {
             let schema = source::read_schema(file, &store, &state).await?;
             schemas.push((file.clone(), schema));
         }
+        let total_rows = schemas.iter().map(|(_, schema)| schema.rows).sum();
         let groups = group_files(&location, schemas)?;
         let (columns, flavour) = check_one_flavour(&location, &groups)?;
         for group in &groups {
@@ -142,6 +157,8 @@ impl DataFusionQueryEngine {
             columns,
             flavour,
             discovery,
+            progress,
+            total_rows,
         })
     }
 
@@ -285,6 +302,7 @@ async fn register_group(ctx: &SessionContext, group: &SourceGroup) -> Result<(),
         .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(execution("naming the data files"))?;
+    // Parquet footers carry exact row counts: collected, they give the progress bar its total.
     let options = ListingOptions::new(format).with_file_extension("");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
@@ -434,10 +452,25 @@ impl QueryEngine for DataFusionQueryEngine {
             .sql(sql)
             .await
             .map_err(execution("planning the query"))?;
-        let batches = frame
-            .collect()
+        let plan = frame
+            .create_physical_plan()
             .await
-            .map_err(execution(format!("scanning {}", self.location.display())))?;
+            .map_err(execution("planning the query"))?;
+        let scans = scans_of(&plan);
+        // Parquet footers give exact row counts; CSV has none (the bar then only counts).
+        self.progress.set_total_rows(self.total_rows);
+        let running = datafusion::physical_plan::collect(plan, self.ctx.task_ctx());
+        tokio::pin!(running);
+        let batches = loop {
+            tokio::select! {
+                done = &mut running => break done,
+                () = tokio::time::sleep(PROGRESS_EVERY) => {
+                    let rows: usize = scans.iter().filter_map(|s| s.metrics()?.output_rows()).sum();
+                    self.progress.rows_read(rows as u64);
+                }
+            }
+        }
+        .map_err(execution(format!("scanning {}", self.location.display())))?;
         to_result_table(&batches)
     }
 }

@@ -282,6 +282,8 @@ pub struct FileSchema {
     pub schema: SchemaRef,
     /// `(canonical name, field name in `schema`)`, one per field.
     pub canonical: Vec<(String, String)>,
+    /// Line items in the file, when its metadata says (Parquet).
+    pub rows: Option<u64>,
 }
 
 /// Canonical names for raw names; a name that repeats (AWS merged `Team`/`team` into one column, but a
@@ -311,14 +313,23 @@ pub async fn read_schema(
         |reason: String| EngineError::Input(format!("cannot read `{}`: {reason}", file.url));
     match file.kind {
         FileKind::Parquet => {
-            let schema = ParquetFormat::default()
-                .with_force_view_types(false)
+            let format = ParquetFormat::default().with_force_view_types(false);
+            let schema = format
                 .infer_schema(state, store, std::slice::from_ref(&file.meta))
                 .await
                 .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))?;
+            let rows = format
+                .infer_stats(state, store, schema.clone(), &file.meta)
+                .await
+                .ok()
+                .and_then(|stats| stats.num_rows.get_value().map(|rows| *rows as u64));
             let raw: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             let canonical = canonical_names(&raw).into_iter().zip(raw).collect();
-            Ok(FileSchema { schema, canonical })
+            Ok(FileSchema {
+                schema,
+                canonical,
+                rows,
+            })
         }
         FileKind::Csv { gzip } => {
             // The header is in the first bytes; 1 MiB covers thousands of tag columns.
@@ -371,6 +382,7 @@ pub async fn read_schema(
             Ok(FileSchema {
                 schema,
                 canonical: names.iter().map(|n| (n.clone(), n.clone())).collect(),
+                rows: None,
             })
         }
     }

@@ -85,3 +85,49 @@ pub fn sample() -> &'static Sample {
         }
     })
 }
+
+/// A moto server (AWS emulator) on a free loopback port, stopped on drop.
+///
+/// Started by the test itself so `cargo test` needs nothing running beforehand; `moto_server` must be
+/// installed (`scripts/test` and `.ci/run` install `moto[server]==5.2.5`).
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}): install it with pip install 'moto[server]==5.2.5' (scripts/test does)")
+            });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not listen on port {port} within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

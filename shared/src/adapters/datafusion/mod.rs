@@ -177,17 +177,21 @@ impl DataFusionQueryEngine {
         self.location.display()
     }
 
-    /// The physical plan of `sql`, for tests that guard the plan's shape.
-    pub async fn explain(&self, sql: &str) -> Result<String, EngineError> {
+    async fn physical_plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, EngineError> {
         let frame = self
             .ctx
             .sql(sql)
             .await
             .map_err(execution("planning the query"))?;
-        let plan = frame
+        frame
             .create_physical_plan()
             .await
-            .map_err(execution("planning the query"))?;
+            .map_err(execution("planning the query"))
+    }
+
+    /// The physical plan of `sql`, for tests that guard the plan's shape.
+    pub async fn explain(&self, sql: &str) -> Result<String, EngineError> {
+        let plan = self.physical_plan(sql).await?;
         let text = datafusion::physical_plan::displayable(plan.as_ref())
             .indent(true)
             .to_string();
@@ -447,15 +451,7 @@ impl QueryEngine for DataFusionQueryEngine {
     }
 
     async fn query(&self, sql: &str) -> Result<ResultTable, EngineError> {
-        let frame = self
-            .ctx
-            .sql(sql)
-            .await
-            .map_err(execution("planning the query"))?;
-        let plan = frame
-            .create_physical_plan()
-            .await
-            .map_err(execution("planning the query"))?;
+        let plan = self.physical_plan(sql).await?;
         let scans = scans_of(&plan);
         // Parquet footers give exact row counts; CSV has none (the bar then only counts).
         self.progress.set_total_rows(self.total_rows);

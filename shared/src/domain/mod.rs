@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod columns;
+pub mod delivery;
 pub mod dimension;
 pub mod error;
 pub mod evaluate;

@@ -102,8 +102,9 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
             DataFusionQueryEngine::open(&args.cur, request.window, progress.clone()).await?;
         let discovery = engine.discovery();
         progress.phase(&format!(
-            "allocating {} files of {}",
+            "allocating {} files ({:.0} MiB) of {}",
             discovery.files.len(),
+            discovery.total_bytes() as f64 / (1024.0 * 1024.0),
             engine.flavour()
         ));
         service::allocate(&mut engine, &request).await

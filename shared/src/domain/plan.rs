@@ -330,7 +330,7 @@ impl AllocationPlan {
     }
 
     /// Adds [`Warning::TagNeverSet`] for each tag key whose sources were all empty in the window,
-    /// given the per-source non-empty counts of a probe (in [`AllocationPlan::tag_sources`] order).
+    /// given the per-source non-blank counts from the allocation result (in [`AllocationPlan::tag_sources`] order).
     pub fn note_tag_presence(&mut self, non_empty_counts: &[u64]) {
         let mut per_key: BTreeMap<(Concept, String), u64> = BTreeMap::new();
         for ((concept, key, _), count) in self.tag_sources().into_iter().zip(non_empty_counts) {
@@ -413,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_counts_turn_into_never_set_warnings() {
+    fn zero_presence_counts_turn_into_never_set_warnings() {
         let mut plan = AllocationPlan::new(&legacy_columns(), &AllocationRequest::default())
             .expect("plannable");
         plan.note_tag_presence(&[0]);

@@ -98,6 +98,7 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// The size of the data files to read.
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.meta.size).sum()
     }

@@ -24,6 +24,16 @@ async fn open(path: &Path) -> Result<DataFusionQueryEngine, EngineError> {
     DataFusionQueryEngine::open(&path.display().to_string(), None, Arc::new(NoProgress)).await
 }
 
+/// Opens one sample output and allocates `request` with it.
+async fn allocate_sample(output: SampleOutput, request: &AllocationRequest) -> Allocation {
+    let mut engine = open(&sample().path(output))
+        .await
+        .unwrap_or_else(|e| panic!("{output:?} opens: {e}"));
+    service::allocate(&mut engine, request)
+        .await
+        .unwrap_or_else(|e| panic!("{output:?} allocates: {e}"))
+}
+
 fn june() -> Option<UsageWindow> {
     Some(UsageWindow::billing_period(
         BillingPeriod::parse("2024-06").expect("valid period"),
@@ -138,12 +148,7 @@ async fn full_grain_allocation_reconciles_with_the_reference_total_and_leaves_un
         window: june(),
         ..AllocationRequest::default()
     };
-    let mut engine = open(&sample().path(SampleOutput::LegacyParquet))
-        .await
-        .expect("opens");
-    let actual = service::allocate(&mut engine, &request)
-        .await
-        .expect("allocates");
+    let actual = allocate_sample(SampleOutput::LegacyParquet, &request).await;
     let expected = reference(&request).await;
     for metric in CostMetric::ALL {
         let summary = actual.summary(metric);
@@ -198,12 +203,7 @@ async fn eks_split_cost_rows_are_excluded() {
         group_by: vec![Dimension::Service],
         ..AllocationRequest::default()
     };
-    let mut engine = open(&sample().path(SampleOutput::LegacyParquet))
-        .await
-        .expect("opens");
-    let allocation = service::allocate(&mut engine, &request)
-        .await
-        .expect("allocates");
+    let allocation = allocate_sample(SampleOutput::LegacyParquet, &request).await;
     let items = sample().line_items();
     let june_items = items.iter().filter(|i| {
         request
@@ -288,12 +288,7 @@ async fn missing_tag_column_is_a_warning_and_the_cost_stays_unallocated() {
         .tag_mapping
         .apply_override("namespace=not_activated_yet")
         .expect("valid");
-    let mut engine = open(&sample().path(SampleOutput::LegacyParquet))
-        .await
-        .expect("opens");
-    let allocation = service::allocate(&mut engine, &request)
-        .await
-        .expect("a missing tag never fails the run");
+    let allocation = allocate_sample(SampleOutput::LegacyParquet, &request).await;
     assert!(allocation.warnings.iter().any(|w| matches!(w, Warning::TagMissing { concept: Concept::Namespace, key, .. } if key == "not_activated_yet")));
     assert_eq!(
         allocation
@@ -316,12 +311,7 @@ async fn map_tag_never_set_is_a_warning_from_the_presence_counts() {
         .tag_mapping
         .apply_override("pod=not_activated_yet")
         .expect("valid");
-    let mut engine = open(&sample().path(SampleOutput::Cur2Parquet))
-        .await
-        .expect("opens");
-    let allocation = service::allocate(&mut engine, &request)
-        .await
-        .expect("allocates");
+    let allocation = allocate_sample(SampleOutput::Cur2Parquet, &request).await;
     assert!(
         allocation.warnings.contains(&Warning::TagNeverSet {
             concept: Concept::Pod,
@@ -340,12 +330,7 @@ async fn account_filter_keeps_one_account() {
         ..AllocationRequest::default()
     };
     request.accounts = vec![AccountId::parse("444455556666").expect("valid")];
-    let mut engine = open(&sample().path(SampleOutput::Cur2Parquet))
-        .await
-        .expect("opens");
-    let allocation = service::allocate(&mut engine, &request)
-        .await
-        .expect("allocates");
+    let allocation = allocate_sample(SampleOutput::Cur2Parquet, &request).await;
     let accounts: Vec<&str> = allocation.rows.iter().map(|r| r.keys[0].as_str()).collect();
     assert!(
         !accounts.is_empty() && accounts.iter().all(|a| *a == "444455556666"),

@@ -114,7 +114,7 @@ impl DataFusionQueryEngine {
             ctx.register_udf(function);
         }
 
-        let inner: Arc<dyn ObjectStore> = match &location {
+        let store: Arc<dyn ObjectStore> = match &location {
             CurLocation::Local(_) => Arc::new(object_store::local::LocalFileSystem::new()),
             CurLocation::S3 { bucket, .. } => Arc::new(
                 object_store::aws::AmazonS3Builder::from_env()
@@ -126,7 +126,6 @@ impl DataFusionQueryEngine {
                     })?,
             ),
         };
-        let store = inner;
         ctx.register_object_store(&location.store_url()?, store.clone());
 
         progress.phase(&format!("listing {}", location.display()));

@@ -18,6 +18,8 @@ pub enum Command {
     Allocate(AllocateArgs),
     /// Write a realistic synthetic CUR in every flavour, to try kubecur without a billing account.
     Sample(SampleArgs),
+    /// Allocate a CUR once, then serve the pipeline's HTTP API (GET /allocation, GET /status) from memory.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,4 +90,17 @@ pub struct SampleArgs {
     /// Line items per file.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub rows_per_file: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The CUR export: a local directory or file, or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "PATH")]
+    pub cur: String,
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9003")]
+    pub listen: String,
+    /// Read a concept from other tag keys, first non-empty wins, e.g. namespace=app.kubernetes.io/part-of,team. Repeatable.
+    #[arg(long = "tag-key", value_name = "CONCEPT=KEY[,KEY]")]
+    pub tag_keys: Vec<String>,
 }

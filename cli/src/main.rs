@@ -7,6 +7,7 @@ mod args;
 mod output;
 mod progress;
 mod sample;
+mod serve;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Allocate(args) => allocate::run(args).await,
             Command::Sample(args) => sample::run(args),
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match outcome {

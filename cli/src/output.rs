@@ -1,5 +1,6 @@
 //! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
 
+use kubecur_shared::api::csv_field;
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -146,14 +147,6 @@ pub fn write_json(
     });
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) || text.starts_with(' ') || text.ends_with(' ') {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 pub fn write_csv(

@@ -4,13 +4,21 @@
 //! - [`domain`]: flavour detection, tag mapping, cost rules, SQL rendering, the result model. No I/O.
 //! - [`ports`]: capability traits ([`ports::QueryEngine`], [`ports::Progress`]) that adapters implement.
 //! - [`service`]: the allocation use case over any [`ports::QueryEngine`].
-//! - [`adapters`]: the embedded DataFusion engine (feature `local-engine`).
+//! - [`config`]: the functions' environment variables, typed.
+//! - `pipeline` (feature `aws`): the ingest and writer use cases of the AWS pipeline.
+//! - [`api`]: the allocation API (routes, parameters, JSON/CSV), shared by the Lambda and `kubecur serve`.
+//! - [`adapters`]: the embedded DataFusion engine (feature `local-engine`); AWS adapters (feature `aws`).
 //! - `sample` (feature `local-engine`): the synthetic CUR generator.
 
 pub mod adapters;
+pub mod api;
+pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod service;
+
+#[cfg(feature = "aws")]
+pub mod pipeline;
 
 #[cfg(feature = "local-engine")]
 pub mod sample;

@@ -2,6 +2,9 @@
 //!
 //! - [`datafusion`] (feature `local-engine`): `DataFusionQueryEngine`, the embedded engine over CUR files
 //!   on disk or in S3.
+//! - [`aws`] (feature `aws`): DynamoDB, Athena, Glue and S3 adapters for the Lambda functions.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "local-engine")]
 pub mod datafusion;

@@ -63,6 +63,17 @@ pub struct Summary {
 }
 
 impl Allocation {
+    /// The same allocation without rows: flavour, window, grouping and warnings.
+    pub fn clone_without_rows(&self) -> Allocation {
+        Allocation {
+            flavour: self.flavour,
+            window: self.window,
+            group_by: self.group_by.clone(),
+            rows: Vec::new(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
     /// The sum of every row: equals the CUR total of the window for each metric.
     pub fn totals(&self) -> CostVector {
         self.sum(|_| true)

@@ -42,6 +42,8 @@ pub enum DomainError {
         missing: String,
         found: String,
     },
+    #[error("the CUR table is partitioned by {0}; kubecur knows `year, month` (legacy CUR) and `billing_period` (CUR 2.0, FOCUS)")]
+    UnsupportedPartitions(String),
     #[error("the Athena query needs a usage window (billing period or date range): without one it would scan the whole history")]
     WindowRequired,
 }

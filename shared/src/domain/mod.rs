@@ -11,6 +11,8 @@ pub mod expr;
 pub mod flavour;
 pub mod metric;
 pub mod plan;
+pub mod run;
+pub mod snapshot;
 pub mod sql;
 pub mod tags;
 pub mod window;

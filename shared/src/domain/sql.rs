@@ -12,6 +12,7 @@ use super::flavour::Flavour;
 use super::metric::CostMetric;
 use super::plan::{AllocationPlan, Presence, SPLIT_COST_OPERATIONS};
 use super::tags::{Concept, TagSource};
+use super::window::BillingPeriod;
 use super::UNALLOCATED;
 
 /// The SQL dialect to render.
@@ -416,9 +417,100 @@ pub fn render_allocation(
     Renderer { plan, dialect }.allocation(table)
 }
 
+/// A billing period's partition of the CUR table: partition values and the folder under the table's
+/// location that holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub values: Vec<(String, String)>,
+    /// Relative to the table location, with a trailing `/`.
+    pub folder: String,
+}
+
+/// The partition of `period` for a table partitioned by `keys`: legacy CUR's `year`, `month` (month not
+/// zero padded) or CUR 2.0 / FOCUS `billing_period` (folder `BILLING_PERIOD=YYYY-MM`), billing-data.md §4.
+/// `None` for an unpartitioned table; an error for partition keys kubecur does not know.
+pub fn period_partition(
+    keys: &[String],
+    period: BillingPeriod,
+) -> Result<Option<Partition>, DomainError> {
+    let lower: Vec<String> = keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let names: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match names.as_slice() {
+        [] => Ok(None),
+        ["year", "month"] => {
+            let (year, month) = period.legacy_partition();
+            Ok(Some(Partition {
+                folder: format!("year={year}/month={month}/"),
+                values: vec![(keys[0].clone(), year), (keys[1].clone(), month)],
+            }))
+        }
+        ["billing_period"] => Ok(Some(Partition {
+            folder: format!("BILLING_PERIOD={}/", period.label()),
+            values: vec![(keys[0].clone(), period.label())],
+        })),
+        _ => Err(DomainError::UnsupportedPartitions(keys.join(", "))),
+    }
+}
+
+/// Athena DDL adding `partition` at `location` (Hive syntax: backtick-quoted names, billing-data.md §4).
+/// `ADD IF NOT EXISTS` makes it safe to repeat.
+pub fn render_add_partition(
+    database: &str,
+    table: &str,
+    partition: &Partition,
+    location: &str,
+) -> Result<String, DomainError> {
+    let tick = |name: &str| {
+        if name.is_empty() || name.contains('`') || name.chars().any(char::is_control) {
+            Err(DomainError::InvalidIdentifier {
+                given: name.escape_debug().to_string(),
+                reason: "DDL names cannot be empty or hold backticks or control characters".into(),
+            })
+        } else {
+            Ok(format!("`{name}`"))
+        }
+    };
+    let values = partition
+        .values
+        .iter()
+        .map(|(k, v)| Ok(format!("{} = {}", tick(k)?, quote_literal(v)?)))
+        .collect::<Result<Vec<_>, DomainError>>()?;
+    Ok(format!(
+        "ALTER TABLE {}.{} ADD IF NOT EXISTS PARTITION ({}) LOCATION {}",
+        tick(database)?,
+        tick(table)?,
+        values.join(", "),
+        quote_literal(location)?
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_follow_each_layout() {
+        let period = BillingPeriod {
+            year: 2024,
+            month: 6,
+        };
+        let legacy = period_partition(&["year".into(), "month".into()], period)
+            .expect("known")
+            .expect("partitioned");
+        assert_eq!(legacy.folder, "year=2024/month=6/");
+        assert_eq!(
+            render_add_partition("cur", "my_report", &legacy, "s3://b/cur/r/r/year=2024/month=6/")
+                .expect("valid"),
+            "ALTER TABLE `cur`.`my_report` ADD IF NOT EXISTS PARTITION (`year` = '2024', `month` = '6') LOCATION 's3://b/cur/r/r/year=2024/month=6/'"
+        );
+        let cur2 = period_partition(&["billing_period".into()], period)
+            .expect("known")
+            .expect("partitioned");
+        assert_eq!(cur2.folder, "BILLING_PERIOD=2024-06/");
+        assert_eq!(period_partition(&[], period), Ok(None));
+        assert!(period_partition(&["dt".into()], period).is_err());
+        assert!(render_add_partition("cur", "a`b", &cur2, "s3://b/").is_err());
+    }
 
     #[test]
     fn identifiers_are_quoted_and_escaped() {

@@ -2,6 +2,8 @@
 
 use crate::domain::columns::ColumnSet;
 use crate::domain::plan::ColumnKind;
+use crate::domain::snapshot::{Level, SnapshotGroup, SnapshotInfo};
+use crate::domain::window::BillingPeriod;
 use crate::domain::{Dialect, DomainError, TableRef};
 use std::future::Future;
 
@@ -109,3 +111,52 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// Why a snapshot store could not answer or write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stored item does not have the shape kubecur writes (hand edits, a newer schema): named.
+    #[error("stored item {key} is malformed: {reason}")]
+    Malformed { key: String, reason: String },
+    /// The store failed (network, throttling beyond retries, permissions).
+    #[error("{context}: {source}")]
+    Backend {
+        context: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The last failed run of a billing period, kept beside its serving snapshot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFailure {
+    pub run_id: String,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// One billing period's pointer: the snapshot it serves (if any) and its last failure (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodStatus {
+    pub period: BillingPeriod,
+    pub serving: Option<SnapshotInfo>,
+    pub last_failure: Option<RunFailure>,
+}
+
+/// Reads serving snapshots: DynamoDB on AWS, memory in `kubecur serve`.
+pub trait SnapshotReader: Send + Sync {
+    /// The pointers of `periods` (one round trip); periods without a pointer are left out.
+    fn pointers(
+        &self,
+        periods: &[BillingPeriod],
+    ) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
+    /// Every period's pointer, oldest first.
+    fn all_pointers(&self) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
+    /// Every group of `level` in the snapshot `info` describes.
+    fn groups(
+        &self,
+        info: &SnapshotInfo,
+        level: Level,
+    ) -> impl Future<Output = Result<Vec<SnapshotGroup>, StoreError>> + Send;
+}

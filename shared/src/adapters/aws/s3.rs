@@ -1,0 +1,262 @@
+//! S3: small objects (manifests, the legacy status object), the Athena result CSV streamed into a
+//! [`ResultTable`], and recent changes under a prefix.
+
+use super::AwsError;
+use crate::ports::{Cell, ResultTable};
+use aws_sdk_s3::Client;
+
+/// Splits `s3://bucket/key` into bucket and key.
+pub fn split_uri(uri: &str) -> Result<(String, String), AwsError> {
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| {
+        AwsError::new(
+            "reading an S3 location",
+            format!("`{uri}` is not an s3:// URI"),
+        )
+    })?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() => Ok((bucket.to_string(), key.to_string())),
+        _ => Err(AwsError::new(
+            "reading an S3 location",
+            format!("`{uri}` has no bucket or key"),
+        )),
+    }
+}
+
+/// A whole small object.
+pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    let context = format!("reading s3://{bucket}/{key}");
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk(context.clone()))?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::new(context, e.to_string()))?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// Streams an Athena result CSV (header row, RFC 4180 quoting) into a table of text cells, chunk by
+/// chunk as S3 sends it: no whole-object buffer and no 1,000-row `GetQueryResults` pages.
+pub async fn read_result_csv(client: &Client, uri: &str) -> Result<ResultTable, AwsError> {
+    let (bucket, key) = split_uri(uri)?;
+    let context = format!("reading the query result {uri}");
+    let out = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk(context.clone()))?;
+    let mut body = out.body;
+    let mut parser = CsvParser::default();
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| AwsError::new(context.clone(), e.to_string()))?
+    {
+        parser.feed(&chunk);
+    }
+    parser
+        .finish()
+        .map_err(|reason| AwsError::new(context, reason))
+}
+
+/// An incremental CSV reader producing a [`ResultTable`] (first record is the header).
+pub struct CsvParser {
+    reader: csv_core::Reader,
+    field: Vec<u8>,
+    fields: Vec<Vec<u8>>,
+    records: Vec<Vec<Vec<u8>>>,
+}
+
+impl Default for CsvParser {
+    fn default() -> Self {
+        CsvParser {
+            // Not `csv_core::Reader::default()`: that one has no built DFA and loops on any input.
+            reader: csv_core::Reader::new(),
+            field: Vec::new(),
+            fields: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+}
+
+impl CsvParser {
+    /// Consumes one chunk; records may span chunks.
+    pub fn feed(&mut self, mut input: &[u8]) {
+        // csv-core reads an empty slice as the end of input, so it is only ever given bytes here.
+        while !input.is_empty() {
+            if !self.step(&mut input) {
+                return;
+            }
+        }
+    }
+
+    /// One `read_field` call; `false` once the reader needs more input or has ended.
+    fn step(&mut self, input: &mut &[u8]) -> bool {
+        let mut out = [0u8; 8192];
+        let (result, read, written) = self.reader.read_field(input, &mut out);
+        *input = &input[read..];
+        self.field.extend_from_slice(&out[..written]);
+        match result {
+            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::End => false,
+            csv_core::ReadFieldResult::OutputFull => true,
+            csv_core::ReadFieldResult::Field { record_end } => {
+                self.fields.push(std::mem::take(&mut self.field));
+                if record_end {
+                    self.records.push(std::mem::take(&mut self.fields));
+                }
+                true
+            }
+        }
+    }
+
+    /// Ends the input and returns the table. Errors when there is no header or a row's width differs.
+    pub fn finish(mut self) -> Result<ResultTable, String> {
+        // The end of input: the last field and record (if unterminated) come out, then `End`.
+        let mut empty: &[u8] = &[];
+        while self.step(&mut empty) {}
+        let mut records = self.records.into_iter();
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).map_err(|_| "a field is not UTF-8".to_string())
+        };
+        let columns: Vec<String> = records
+            .next()
+            .ok_or("the result has no header row")?
+            .into_iter()
+            .map(text)
+            .collect::<Result<_, _>>()?;
+        let mut rows = Vec::new();
+        for (n, record) in records.enumerate() {
+            if record.len() == 1 && record[0].is_empty() {
+                continue; // a blank line
+            }
+            if record.len() != columns.len() {
+                return Err(format!(
+                    "row {} has {} fields, the header {}",
+                    n + 2,
+                    record.len(),
+                    columns.len()
+                ));
+            }
+            rows.push(
+                record
+                    .into_iter()
+                    .map(|f| text(f).map(Cell::Text))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        Ok(ResultTable { columns, rows })
+    }
+}
+
+/// Reads legacy CUR's status object (a one-row Parquet file with a `status` column) and tells whether
+/// it says `READY`. Anything unreadable is an error naming the object, never a silent "ready".
+pub fn legacy_status_ready(key: &str, bytes: Vec<u8>) -> Result<bool, AwsError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let context = format!("reading the legacy CUR status object {key}");
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
+        .map_err(|e| AwsError::new(context.clone(), e.to_string()))?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| AwsError::new(context.clone(), e.to_string()))?;
+    for row in rows {
+        let row = row.map_err(|e| AwsError::new(context.clone(), e.to_string()))?;
+        for (name, field) in row.get_column_iter() {
+            if name.eq_ignore_ascii_case("status") {
+                return match field {
+                    Field::Str(value) => Ok(value.trim().eq_ignore_ascii_case("READY")),
+                    other => Err(AwsError::new(
+                        context,
+                        format!("`status` is not text: {other}"),
+                    )),
+                };
+            }
+        }
+    }
+    Err(AwsError::new(context, "no `status` column or no row"))
+}
+
+/// Whether any object under `prefix` was modified at or after `since_epoch_seconds`.
+pub async fn modified_since(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    since_epoch_seconds: i64,
+) -> Result<bool, AwsError> {
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(AwsError::from_sdk(format!(
+            "listing s3://{bucket}/{prefix}"
+        )))?;
+        if page
+            .contents()
+            .iter()
+            .filter_map(|o| o.last_modified())
+            .any(|t| t.secs() >= since_epoch_seconds)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_chunks(text: &str, chunk: usize) -> Result<ResultTable, String> {
+        let mut parser = CsvParser::default();
+        for part in text.as_bytes().chunks(chunk) {
+            parser.feed(part);
+        }
+        parser.finish()
+    }
+
+    #[test]
+    fn athena_csv_parses_whatever_the_chunking() {
+        let text = "\"namespace\",\"list_cost\"\n\"pay,ments\",\"1.5\"\n\"say \"\"hi\"\"\",\"\"\n\"multi\nline\",\"2\"\n";
+        let whole = parse_in_chunks(text, text.len()).expect("valid");
+        assert_eq!(whole.columns, ["namespace", "list_cost"]);
+        assert_eq!(whole.rows.len(), 3);
+        assert_eq!(whole.rows[0][0], Cell::Text("pay,ments".into()));
+        assert_eq!(whole.rows[1][0], Cell::Text("say \"hi\"".into()));
+        assert_eq!(whole.rows[2][0], Cell::Text("multi\nline".into()));
+        for chunk in [1, 2, 3, 7] {
+            assert_eq!(
+                parse_in_chunks(text, chunk),
+                Ok(whole.clone()),
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn ragged_rows_and_empty_results_are_errors() {
+        assert!(parse_in_chunks("\"a\",\"b\"\n\"1\"\n", 4).is_err());
+        assert!(parse_in_chunks("", 4).is_err());
+        let header_only = parse_in_chunks("\"a\"\n", 4).expect("a header is a valid empty result");
+        assert!(header_only.rows.is_empty());
+    }
+
+    #[test]
+    fn s3_uris_split_into_bucket_and_key() {
+        assert_eq!(
+            split_uri("s3://results/kubecur/q.csv").expect("valid"),
+            ("results".to_string(), "kubecur/q.csv".to_string())
+        );
+        assert!(split_uri("https://results/q.csv").is_err());
+        assert!(split_uri("s3://results").is_err());
+    }
+}

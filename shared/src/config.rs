@@ -1,0 +1,211 @@
+//! The functions' typed configuration, read from environment variables. The names here are the ones
+//! Terraform and SAM set (`infra/`); [`ENV_VARS`] lists every one for the test that checks they agree.
+
+use crate::domain::{DomainError, TagMapping};
+
+/// DynamoDB table holding runs, pointers and snapshots (all three functions).
+pub const TABLE: &str = "KUBECUR_TABLE";
+/// Athena workgroup the queries run in (ingest starts them, the writer only acts on this workgroup's).
+pub const ATHENA_WORKGROUP: &str = "KUBECUR_ATHENA_WORKGROUP";
+/// Glue database and table of the CUR (ingest).
+pub const ATHENA_DATABASE: &str = "KUBECUR_ATHENA_DATABASE";
+pub const ATHENA_TABLE: &str = "KUBECUR_ATHENA_TABLE";
+/// Optional `s3://` result location; leave unset when the workgroup enforces its own (ingest).
+pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
+/// Optional tag key overrides, `;`-separated `CONCEPT=KEY[,KEY]` (ingest), as `--tag-key` takes them.
+pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
+/// Optional: seconds the ingest waits for the partition DDL (default 120).
+pub const DDL_TIMEOUT_SECONDS: &str = "KUBECUR_DDL_TIMEOUT_SECONDS";
+
+/// Every variable any function reads.
+pub const ENV_VARS: [&str; 7] = [
+    TABLE,
+    ATHENA_WORKGROUP,
+    ATHENA_DATABASE,
+    ATHENA_TABLE,
+    ATHENA_OUTPUT,
+    TAG_KEYS,
+    DDL_TIMEOUT_SECONDS,
+];
+
+/// A missing or invalid variable, named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    match lookup(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(ConfigError {
+            name,
+            reason: "is required and not set".into(),
+        }),
+    }
+}
+
+fn optional(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The cur-ingest function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    pub table: String,
+    pub workgroup: String,
+    pub database: String,
+    pub cur_table: String,
+    pub output_location: Option<String>,
+    /// Override specs, each `CONCEPT=KEY[,KEY]`, validated.
+    pub tag_keys: Vec<String>,
+    pub ddl_timeout_seconds: u64,
+}
+
+/// The allocation-writer function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterConfig {
+    pub table: String,
+    pub workgroup: String,
+}
+
+/// The allocation-api function's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub table: String,
+}
+
+/// Builds the tag mapping from override specs (`CONCEPT=KEY[,KEY]`).
+pub fn tag_mapping(specs: &[String]) -> Result<TagMapping, DomainError> {
+    let mut mapping = TagMapping::default();
+    for spec in specs {
+        mapping.apply_override(spec)?;
+    }
+    Ok(mapping)
+}
+
+impl IngestConfig {
+    /// Reads the configuration through `lookup` (`|n| std::env::var(n).ok()` in the function).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<IngestConfig, ConfigError> {
+        let output_location = optional(&lookup, ATHENA_OUTPUT);
+        if let Some(location) = &output_location {
+            if !location.starts_with("s3://") {
+                return Err(ConfigError {
+                    name: ATHENA_OUTPUT,
+                    reason: format!("`{location}` is not an s3:// URI"),
+                });
+            }
+        }
+        let tag_keys: Vec<String> = optional(&lookup, TAG_KEYS)
+            .map(|v| {
+                v.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tag_mapping(&tag_keys).map_err(|e| ConfigError {
+            name: TAG_KEYS,
+            reason: e.to_string(),
+        })?;
+        let ddl_timeout_seconds = match optional(&lookup, DDL_TIMEOUT_SECONDS) {
+            None => 120,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|s| (1..=900).contains(s))
+                .ok_or_else(|| ConfigError {
+                    name: DDL_TIMEOUT_SECONDS,
+                    reason: format!("`{v}` is not a number of seconds from 1 to 900"),
+                })?,
+        };
+        Ok(IngestConfig {
+            table: required(&lookup, TABLE)?,
+            workgroup: required(&lookup, ATHENA_WORKGROUP)?,
+            database: required(&lookup, ATHENA_DATABASE)?,
+            cur_table: required(&lookup, ATHENA_TABLE)?,
+            output_location,
+            tag_keys,
+            ddl_timeout_seconds,
+        })
+    }
+}
+
+impl WriterConfig {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<WriterConfig, ConfigError> {
+        Ok(WriterConfig {
+            table: required(&lookup, TABLE)?,
+            workgroup: required(&lookup, ATHENA_WORKGROUP)?,
+        })
+    }
+}
+
+impl ApiConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ApiConfig, ConfigError> {
+        Ok(ApiConfig {
+            table: required(&lookup, TABLE)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        (TABLE, "kubecur"),
+        (ATHENA_WORKGROUP, "kubecur"),
+        (ATHENA_DATABASE, "cur"),
+        (ATHENA_TABLE, "cur_report"),
+    ];
+
+    #[test]
+    fn ingest_reads_required_and_optional_variables() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            TAG_KEYS,
+            "namespace=app.kubernetes.io/part-of,team; cluster=eks_cluster",
+        ));
+        let config = IngestConfig::from_lookup(env(&pairs)).expect("valid");
+        assert_eq!(config.tag_keys.len(), 2);
+        assert_eq!(config.output_location, None);
+        assert_eq!(config.ddl_timeout_seconds, 120);
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        for (name, value) in [
+            (ATHENA_OUTPUT, "results-bucket/prefix"),
+            (TAG_KEYS, "tenant=team"),
+            (DDL_TIMEOUT_SECONDS, "0"),
+            (TABLE, " "),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.retain(|(n, _)| *n != name);
+            pairs.push((name, value));
+            let err = IngestConfig::from_lookup(env(&pairs)).expect_err(name);
+            assert_eq!(err.name, name, "{err}");
+        }
+        let err = WriterConfig::from_lookup(env(&[(TABLE, "t")])).expect_err("no workgroup");
+        assert_eq!(err.name, ATHENA_WORKGROUP);
+    }
+}

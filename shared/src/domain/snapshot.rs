@@ -1,0 +1,508 @@
+//! A billing period's allocation as the pipeline stores and serves it: a *snapshot* of pre-aggregated
+//! groups, each holding per-day figures, so any usage window inside the period is answered by summing
+//! days, without a query engine. See `docs/dynamodb.md` for how the groups become DynamoDB items.
+
+use super::allocation::{Allocation, AllocationRow, CostVector};
+use super::dimension::Dimension;
+use super::error::DomainError;
+use super::flavour::Flavour;
+use super::plan::Warning;
+use super::window::{BillingPeriod, UsageWindow};
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+
+/// A pre-aggregated level of a snapshot. Requests are served from the coarsest level that holds every
+/// dimension they group or filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    /// One group per namespace: the common request, kept small so it is one `Query` page.
+    Namespace,
+    /// One group per combination of every dimension but the day.
+    Full,
+}
+
+impl Level {
+    pub const ALL: [Level; 2] = [Level::Namespace, Level::Full];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Namespace => "namespace",
+            Level::Full => "full",
+        }
+    }
+
+    /// The group key dimensions of this level, in key order.
+    pub fn dimensions(self) -> &'static [Dimension] {
+        match self {
+            Level::Namespace => &[Dimension::Namespace],
+            Level::Full => &FULL_DIMENSIONS,
+        }
+    }
+
+    /// The coarsest level holding every one of `dimensions` (the day is in every level).
+    pub fn serving(dimensions: &[Dimension]) -> Level {
+        if dimensions
+            .iter()
+            .all(|d| matches!(d, Dimension::Day | Dimension::Namespace))
+        {
+            Level::Namespace
+        } else {
+            Level::Full
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == text)
+    }
+}
+
+const FULL_DIMENSIONS: [Dimension; 8] = [
+    Dimension::Cluster,
+    Dimension::Namespace,
+    Dimension::Deployment,
+    Dimension::Pod,
+    Dimension::Daemonset,
+    Dimension::Container,
+    Dimension::Service,
+    Dimension::Account,
+];
+
+/// One day of one group.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DayFigures {
+    pub costs: CostVector,
+    pub line_items: u64,
+    /// Distinct resources that day (summed over the finer groups merged into this one).
+    pub resources: u64,
+}
+
+impl DayFigures {
+    fn add(&mut self, other: &DayFigures) {
+        self.costs.add(&other.costs);
+        self.line_items += other.line_items;
+        self.resources += other.resources;
+    }
+}
+
+/// One group of one level: its key, whether it carries a namespace tag, and its figures per usage day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotGroup {
+    pub level: Level,
+    /// Values aligned with [`Level::dimensions`].
+    pub keys: Vec<String>,
+    pub allocated: bool,
+    pub days: BTreeMap<NaiveDate, DayFigures>,
+}
+
+impl SnapshotGroup {
+    /// A fixed-length identity of the group within its level (32 hex digits): tag values are free text
+    /// and a full-level key can exceed DynamoDB's 1,024-byte sort key limit, so the key is hashed
+    /// (FNV-1a, 128 bit) and stored in full beside it.
+    pub fn id(&self) -> String {
+        let mut hash = Fnv128::new();
+        hash.write(&[u8::from(self.allocated)]);
+        for key in &self.keys {
+            hash.write(&(key.len() as u64).to_le_bytes());
+            hash.write(key.as_bytes());
+        }
+        format!("{:032x}", hash.finish())
+    }
+}
+
+/// FNV-1a with 128-bit state: a stable, dependency-free hash for identities (not for security).
+pub struct Fnv128(u128);
+
+impl Fnv128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+
+    pub fn new() -> Fnv128 {
+        Fnv128(Self::OFFSET)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u128::from(b);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    pub fn finish(&self) -> u128 {
+        self.0
+    }
+}
+
+impl Default for Fnv128 {
+    fn default() -> Self {
+        Fnv128::new()
+    }
+}
+
+/// What a snapshot is: the metadata the billing period's pointer carries, served by `GET /status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotInfo {
+    pub period: BillingPeriod,
+    /// Orders snapshots of one period: a newer delivery has a larger version.
+    pub version: i64,
+    /// The run that computed it (report, period, delivery identity).
+    pub run_id: String,
+    /// The delivery it was computed from: manifest `executionId` or status object ETag.
+    pub source: String,
+    pub flavour: Flavour,
+    /// RFC 3339.
+    pub computed_at: String,
+    pub line_items: u64,
+    /// Groups per level, in [`Level::ALL`] order: readers check they got them all.
+    pub groups: Vec<u64>,
+    pub warnings: Vec<Warning>,
+}
+
+impl SnapshotInfo {
+    /// Tag columns the data lacks, from the warnings (what `GET /status` calls missing tag columns).
+    pub fn missing_tags(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .filter_map(|w| match w {
+                Warning::TagMissing { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Describes the snapshot made of `groups`, built from `allocation` (one billing period).
+    pub fn describe(
+        allocation: &Allocation,
+        groups: &[SnapshotGroup],
+        origin: SnapshotOrigin,
+    ) -> SnapshotInfo {
+        SnapshotInfo {
+            period: origin.period,
+            version: origin.version,
+            run_id: origin.run_id,
+            source: origin.source,
+            flavour: allocation.flavour,
+            computed_at: origin.computed_at,
+            line_items: allocation.rows.iter().map(|r| r.line_items).sum(),
+            groups: Level::ALL
+                .iter()
+                .map(|l| groups.iter().filter(|g| g.level == *l).count() as u64)
+                .collect(),
+            warnings: allocation.warnings.clone(),
+        }
+    }
+
+    pub fn expected_groups(&self, level: Level) -> u64 {
+        let at = Level::ALL.iter().position(|l| *l == level).unwrap_or(0);
+        self.groups.get(at).copied().unwrap_or(0)
+    }
+}
+
+/// Where a snapshot comes from: the fields of [`SnapshotInfo`] an allocation cannot tell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotOrigin {
+    pub period: BillingPeriod,
+    pub version: i64,
+    pub run_id: String,
+    pub source: String,
+    pub computed_at: String,
+}
+
+/// Splits a full-grain allocation (day included) into one allocation per billing period.
+pub fn split_by_period(
+    full: &Allocation,
+) -> Result<BTreeMap<BillingPeriod, Allocation>, DomainError> {
+    let day_at = full
+        .group_by
+        .iter()
+        .position(|d| *d == Dimension::Day)
+        .ok_or_else(|| DomainError::InvalidWindow {
+            what: "allocation result",
+            given: format!("{:?}", full.group_by),
+            reason: "splitting by billing period needs the day".into(),
+        })?;
+    let mut out: BTreeMap<BillingPeriod, Allocation> = BTreeMap::new();
+    for row in &full.rows {
+        let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
+        out.entry(BillingPeriod::of(day))
+            .or_insert_with(|| full.clone_without_rows())
+            .rows
+            .push(row.clone());
+    }
+    Ok(out)
+}
+
+/// Builds every level's groups from a full-grain allocation (grouped by [`Dimension::ALL`], day included).
+pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
+    let bad = |reason: String| DomainError::InvalidWindow {
+        what: "allocation result",
+        given: format!("{:?}", full.group_by),
+        reason,
+    };
+    let position = |d: Dimension| {
+        full.group_by
+            .iter()
+            .position(|g| *g == d)
+            .ok_or_else(|| bad(format!("a snapshot needs the full grain; `{d}` is missing")))
+    };
+    let day_at = position(Dimension::Day)?;
+    let mut out = Vec::new();
+    for level in Level::ALL {
+        let at: Vec<usize> = level
+            .dimensions()
+            .iter()
+            .map(|d| position(*d))
+            .collect::<Result<_, _>>()?;
+        let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>> =
+            BTreeMap::new();
+        for row in &full.rows {
+            let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
+            let keys = at.iter().map(|&p| row.keys[p].clone()).collect();
+            groups
+                .entry((keys, row.allocated))
+                .or_default()
+                .entry(day)
+                .or_default()
+                .add(&DayFigures {
+                    costs: row.costs,
+                    line_items: row.line_items,
+                    resources: row.resources,
+                });
+        }
+        out.extend(
+            groups
+                .into_iter()
+                .map(|((keys, allocated), days)| SnapshotGroup {
+                    level,
+                    keys,
+                    allocated,
+                    days,
+                }),
+        );
+    }
+    Ok(out)
+}
+
+/// Answers a request from one level's groups: days inside `window`, regrouped to `group_by` (each
+/// dimension must be the day or one of the level's), kept when `keep` accepts the group.
+///
+/// `resources` of a row is the largest per-day count in the window (per-day counts of merged groups are
+/// summed): a snapshot holds distinct counts per day, not per window.
+pub fn answer(
+    groups: &[SnapshotGroup],
+    window: UsageWindow,
+    group_by: &[Dimension],
+    keep: impl Fn(&SnapshotGroup) -> bool,
+    flavour: Flavour,
+    warnings: Vec<Warning>,
+) -> Allocation {
+    type Merged = (CostVector, u64, BTreeMap<NaiveDate, u64>);
+    let mut merged: BTreeMap<(Vec<String>, bool), Merged> = BTreeMap::new();
+    for group in groups.iter().filter(|g| keep(g)) {
+        let dims = group.level.dimensions();
+        for (day, figures) in group.days.range(window.from()..window.to()) {
+            let keys: Vec<String> = group_by
+                .iter()
+                .map(|d| match d {
+                    Dimension::Day => day.to_string(),
+                    d => dims
+                        .iter()
+                        .position(|x| x == d)
+                        .map(|p| group.keys[p].clone())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let entry = merged.entry((keys, group.allocated)).or_default();
+            entry.0.add(&figures.costs);
+            entry.1 += figures.line_items;
+            *entry.2.entry(*day).or_default() += figures.resources;
+        }
+    }
+    Allocation {
+        flavour,
+        window: Some(window),
+        group_by: group_by.to_vec(),
+        rows: merged
+            .into_iter()
+            .map(
+                |((keys, allocated), (costs, line_items, resources))| AllocationRow {
+                    keys,
+                    allocated,
+                    costs,
+                    resources: resources.values().copied().max().unwrap_or(0),
+                    line_items,
+                },
+            )
+            .collect(),
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(keys: [&str; 9], allocated: bool, cost: f64, resources: u64) -> AllocationRow {
+        AllocationRow {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            allocated,
+            costs: CostVector([cost, cost, cost, cost]),
+            resources,
+            line_items: 2,
+        }
+    }
+
+    fn full() -> Allocation {
+        let u = crate::domain::UNALLOCATED;
+        Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by: Dimension::ALL.to_vec(),
+            rows: vec![
+                row(
+                    ["2024-06-01", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
+                    true,
+                    1.25,
+                    1,
+                ),
+                row(
+                    ["2024-06-02", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
+                    true,
+                    2.5,
+                    1,
+                ),
+                row(
+                    ["2024-06-02", "c", "a", "api", u, u, u, "AmazonS3", "1"],
+                    true,
+                    0.25,
+                    2,
+                ),
+                row(
+                    ["2024-06-30", u, u, u, u, u, u, "AmazonEC2", "1"],
+                    false,
+                    10.0,
+                    3,
+                ),
+            ],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn levels_hold_the_same_total_per_day() {
+        let groups = build_snapshot(&full()).expect("full grain");
+        for level in Level::ALL {
+            let total: f64 = groups
+                .iter()
+                .filter(|g| g.level == level)
+                .flat_map(|g| g.days.values())
+                .map(|d| d.costs.0[0])
+                .sum();
+            assert_eq!(total, 14.0, "{level:?}");
+        }
+        let namespaces: Vec<_> = groups
+            .iter()
+            .filter(|g| g.level == Level::Namespace)
+            .map(|g| (g.keys.clone(), g.allocated, g.days.len()))
+            .collect();
+        assert_eq!(
+            namespaces,
+            vec![
+                (vec!["__unallocated__".to_string()], false, 1),
+                (vec!["a".to_string()], true, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn answer_sums_only_days_inside_the_window() {
+        let groups = build_snapshot(&full()).expect("full grain");
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d).expect("valid");
+        let window = UsageWindow::new(day(2), day(30)).expect("window");
+        let out = answer(
+            &groups,
+            window,
+            &[Dimension::Namespace],
+            |g| g.level == Level::Namespace,
+            Flavour::Cur2,
+            vec![],
+        );
+        assert_eq!(out.rows.len(), 1, "{out:?}");
+        assert_eq!(out.rows[0].costs.0[0], 2.75);
+        // Per-day resources of merged groups are summed; the window reports the busiest day.
+        assert_eq!(out.rows[0].resources, 3);
+        assert_eq!(out.rows[0].line_items, 4);
+    }
+
+    #[test]
+    fn answer_regroups_the_full_level_and_splits_days() {
+        let groups = build_snapshot(&full()).expect("full grain");
+        let window = UsageWindow::billing_period(BillingPeriod {
+            year: 2024,
+            month: 6,
+        });
+        let out = answer(
+            &groups,
+            window,
+            &[Dimension::Day, Dimension::Service],
+            |g| g.level == Level::Full,
+            Flavour::Cur2,
+            vec![],
+        );
+        let keys: Vec<_> = out.rows.iter().map(|r| r.keys.join("/")).collect();
+        assert_eq!(
+            keys,
+            [
+                "2024-06-01/AmazonRDS",
+                "2024-06-02/AmazonRDS",
+                "2024-06-02/AmazonS3",
+                "2024-06-30/AmazonEC2"
+            ]
+        );
+        assert_eq!(out.totals().0[1], 14.0);
+    }
+
+    #[test]
+    fn a_coarser_allocation_cannot_become_a_snapshot() {
+        let mut coarse = full();
+        coarse.group_by = vec![Dimension::Namespace];
+        assert!(build_snapshot(&coarse).is_err());
+    }
+
+    #[test]
+    fn group_ids_are_fixed_length_and_tell_allocated_apart() {
+        let mut group = SnapshotGroup {
+            level: Level::Full,
+            keys: vec!["x".repeat(5000)],
+            allocated: true,
+            days: BTreeMap::new(),
+        };
+        let id = group.id();
+        assert_eq!(id.len(), 32);
+        group.allocated = false;
+        assert_ne!(group.id(), id);
+        // Length-prefixed keys: ["ab", "c"] and ["a", "bc"] differ.
+        let a = SnapshotGroup {
+            keys: vec!["ab".into(), "c".into()],
+            ..group.clone()
+        };
+        let b = SnapshotGroup {
+            keys: vec!["a".into(), "bc".into()],
+            ..group
+        };
+        assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn serving_level_is_the_coarsest_that_holds_the_request() {
+        assert_eq!(Level::serving(&[Dimension::Namespace]), Level::Namespace);
+        assert_eq!(
+            Level::serving(&[Dimension::Day, Dimension::Namespace]),
+            Level::Namespace
+        );
+        assert_eq!(
+            Level::serving(&[Dimension::Namespace, Dimension::Pod]),
+            Level::Full
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by kubecur's end-to-end tests: a generated CUR in every flavour, made once per test
 //! binary, plus derived plain-CSV and CSV.gz variants so every flavour is read in every encoding.
 
+pub mod pipeline;
+
 use kubecur_shared::sample::{write_sample, SampleLineItem, SampleOutput, SampleSpec};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -224,3 +224,83 @@ fn missing_path_and_empty_directory_are_explained() {
         text(&out.stderr)
     );
 }
+
+/// `kubecur serve` answers the pipeline's API with `kubecur allocate`'s numbers.
+#[test]
+fn serve_answers_the_api_with_allocates_numbers() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kubecur"))
+        .args(["serve", "--cur", &legacy(), "--listen", &listen])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubecur serve starts");
+    let get = |path: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(&listen).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(response) = get("/status") {
+            break response;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not answer within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let response = get("/allocation?window=2024-06-01T00%3A00%3A00Z%2C2024-07-01T00%3A00%3A00Z&aggregate=namespace");
+    let missing = get("/allocation?window=7d&costMetric=blended");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.contains("\"2024-06\""), "{status}");
+    let response = response.expect("an answer");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body: serde_json::Value = serde_json::from_str(
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default(),
+    )
+    .expect("JSON body");
+    let missing = missing.expect("an answer");
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(missing.contains("costMetric"), "{missing}");
+
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &legacy(),
+        "--period",
+        "2024-06",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let local: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = local["rows"].as_array().expect("rows");
+    let set = body["data"][0].as_object().expect("one set");
+    assert_eq!(set.len(), rows.len(), "{body}");
+    for row in rows {
+        let name = row["namespace"].as_str().expect("namespace");
+        let served = set[name]["amortizedNetCost"].as_f64().expect("served cost");
+        let allocated = row["amortizedNetCost"].as_f64().expect("allocated cost");
+        assert!(
+            (served - allocated).abs() < 1e-6,
+            "{name}: {served} vs {allocated}"
+        );
+        assert_eq!(set[name]["lineItems"], row["lineItems"], "{name}");
+    }
+}

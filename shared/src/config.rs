@@ -1,5 +1,6 @@
 //! The functions' typed configuration, read from environment variables. The names here are the ones
-//! Terraform and SAM set (`infra/`); [`ENV_VARS`] lists every one for the test that checks they agree.
+//! Terraform and SAM set (`infra/`); [`INGEST_VARS`], [`WRITER_VARS`] and [`API_VARS`] list them per
+//! function for the test that checks the three agree.
 
 use crate::domain::{DomainError, TagMapping};
 
@@ -16,17 +17,16 @@ pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
 pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
 /// Optional: seconds the ingest waits for the partition DDL (default 120).
 pub const DDL_TIMEOUT_SECONDS: &str = "KUBECUR_DDL_TIMEOUT_SECONDS";
+/// Optional log filter of every function (`info` by default; `debug` logs the rendered SQL).
+pub const LOG: &str = "KUBECUR_LOG";
 
-/// Every variable any function reads.
-pub const ENV_VARS: [&str; 7] = [
-    TABLE,
-    ATHENA_WORKGROUP,
-    ATHENA_DATABASE,
-    ATHENA_TABLE,
-    ATHENA_OUTPUT,
-    TAG_KEYS,
-    DDL_TIMEOUT_SECONDS,
-];
+/// What each function reads: (required, optional).
+pub const INGEST_VARS: (&[&str], &[&str]) = (
+    &[TABLE, ATHENA_WORKGROUP, ATHENA_DATABASE, ATHENA_TABLE],
+    &[ATHENA_OUTPUT, TAG_KEYS, DDL_TIMEOUT_SECONDS, LOG],
+);
+pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
+pub const API_VARS: (&[&str], &[&str]) = (&[TABLE], &[LOG]);
 
 /// A missing or invalid variable, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

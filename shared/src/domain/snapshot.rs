@@ -246,6 +246,10 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
             .ok_or_else(|| bad(format!("a snapshot needs the full grain; `{d}` is missing")))
     };
     let day_at = position(Dimension::Day)?;
+    // Sums run in key order, not in the engine's (parallel, unordered) output order, so the same data
+    // always gives bit-identical snapshots.
+    let mut rows: Vec<&AllocationRow> = full.rows.iter().collect();
+    rows.sort_by(|a, b| (&a.keys, a.allocated).cmp(&(&b.keys, b.allocated)));
     let mut out = Vec::new();
     for level in Level::ALL {
         let at: Vec<usize> = level
@@ -255,7 +259,7 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
             .collect::<Result<_, _>>()?;
         let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>> =
             BTreeMap::new();
-        for row in &full.rows {
+        for row in &rows {
             let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
             let keys = at.iter().map(|&p| row.keys[p].clone()).collect();
             groups

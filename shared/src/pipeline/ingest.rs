@@ -214,8 +214,8 @@ impl Ingest {
                 .collect(),
             failure: None,
         };
-        match self.store.claim_run(&run).await? {
-            Claim::New => {}
+        let run = match self.store.claim_run(&run).await? {
+            Claim::New => run,
             Claim::Existing(existing) if existing.state != RunState::Claimed => {
                 tracing::info!(run = %existing.id, state = existing.state.name(), "Delivery already has a run; nothing starts.");
                 return Ok(IngestOutcome::Duplicate {
@@ -223,10 +223,10 @@ impl Ingest {
                     state: existing.state,
                 });
             }
-            // Claimed by an invocation that stopped before starting the query: carry on. The
-            // ClientRequestToken makes a concurrent duplicate get the same query back from Athena.
-            Claim::Existing(_) => {}
-        }
+            // Claimed by an invocation that stopped before recording its query: carry on with that
+            // claim. The ClientRequestToken makes Athena return the same query to a concurrent twin.
+            Claim::Existing(existing) => existing,
+        };
         if let Some(partition) = period_partition(&table.partition_keys, delivery.period)? {
             let location = self.location(table)? + &partition.folder;
             let ddl = render_add_partition(

@@ -66,7 +66,10 @@ impl Athena {
     }
 
     /// Starts `sql` in `database`. With a `token` (32–128 characters), a repeated start of the same
-    /// run returns the first query instead of starting another (`ClientRequestToken`).
+    /// run returns the first query instead of starting another (Athena API reference,
+    /// StartQueryExecution `ClientRequestToken`: "If another StartQueryExecution request is received,
+    /// the same response is returned and another query is not created"; a changed query string with
+    /// the same token is an error). Without one the SDK generates a fresh token per call.
     pub async fn start(
         &self,
         sql: &str,
@@ -154,5 +157,97 @@ impl Athena {
             }
             backoff.wait().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_athena::operation::get_query_execution::GetQueryExecutionOutput;
+    use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionOutput;
+    use aws_sdk_athena::types::{AthenaError, QueryExecution, QueryExecutionStatus};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    fn execution(state: QueryExecutionState, reason: Option<&str>) -> GetQueryExecutionOutput {
+        let mut status = QueryExecutionStatus::builder().state(state);
+        if let Some(reason) = reason {
+            status = status.athena_error(AthenaError::builder().error_message(reason).build());
+        }
+        GetQueryExecutionOutput::builder()
+            .query_execution(
+                QueryExecution::builder()
+                    .query_execution_id("q-1")
+                    .status(status.build())
+                    .result_configuration(
+                        ResultConfiguration::builder()
+                            .output_location("s3://results/q-1.csv")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_failed_query_reports_athenas_reason() {
+        let rule = mock!(Client::get_query_execution).then_output(|| {
+            execution(
+                QueryExecutionState::Failed,
+                Some("TABLE_NOT_FOUND: line 1:8: Table 'cur.report' does not exist"),
+            )
+        });
+        let client = mock_client!(aws_sdk_athena, RuleMode::Sequential, [&rule]);
+        let status = Athena::new(client, "kubecur", None)
+            .status("q-1")
+            .await
+            .expect("answered");
+        assert_eq!(status.state, QueryState::Failed);
+        assert!(status.reason.is_some_and(|r| r.contains("TABLE_NOT_FOUND")));
+    }
+
+    #[tokio::test]
+    async fn wait_polls_until_the_query_ends() {
+        let rule = mock!(Client::get_query_execution)
+            .sequence()
+            .output(|| execution(QueryExecutionState::Queued, None))
+            .output(|| execution(QueryExecutionState::Running, None))
+            .output(|| execution(QueryExecutionState::Succeeded, None))
+            .build();
+        let client = mock_client!(aws_sdk_athena, RuleMode::Sequential, [&rule]);
+        let status = Athena::new(client, "kubecur", None)
+            .wait("q-1", Duration::from_secs(30))
+            .await
+            .expect("ended");
+        assert_eq!(status.state, QueryState::Succeeded);
+        assert_eq!(
+            status.output_location.as_deref(),
+            Some("s3://results/q-1.csv")
+        );
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn start_sends_the_idempotency_token_and_workgroup() {
+        let rule = mock!(Client::start_query_execution)
+            .match_requests(|req| {
+                req.client_request_token() == Some("kubecur-0123456789abcdef0123456789abcdef")
+                    && req.work_group() == Some("kubecur")
+                    && req.result_configuration().is_none()
+            })
+            .then_output(|| {
+                StartQueryExecutionOutput::builder()
+                    .query_execution_id("q-9")
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_athena, RuleMode::Sequential, [&rule]);
+        let id = Athena::new(client, "kubecur", None)
+            .start(
+                "SELECT 1",
+                "cur",
+                Some("kubecur-0123456789abcdef0123456789abcdef"),
+            )
+            .await
+            .expect("started");
+        assert_eq!(id, "q-9");
     }
 }

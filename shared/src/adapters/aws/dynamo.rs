@@ -8,6 +8,7 @@ use crate::domain::snapshot::{DayFigures, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
 use crate::ports::{PeriodStatus, RunFailure, SnapshotReader, StoreError};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -142,17 +143,19 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-/// Whether an error is worth retrying with backoff after the SDK's own retries gave up.
-fn throttled(code: Option<&str>) -> bool {
-    matches!(
-        code,
+/// Whether a `BatchWriteItem` error is worth retrying with backoff after the SDK's own retries gave
+/// up: throttling, request limits and internal errors (DynamoDB developer guide, "Error handling").
+fn retryable(err: &SdkError<BatchWriteItemError>) -> bool {
+    match err.as_service_error() {
         Some(
-            "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-        )
-    )
+            BatchWriteItemError::ProvisionedThroughputExceededException(_)
+            | BatchWriteItemError::ThrottlingException(_)
+            | BatchWriteItemError::RequestLimitExceeded(_)
+            | BatchWriteItemError::InternalServerError(_),
+        ) => true,
+        Some(other) => matches!(other.code(), Some("ThrottlingException")),
+        None => false,
+    }
 }
 
 /// The partition holding one level of one snapshot.
@@ -510,7 +513,7 @@ impl DynamoStore {
                     );
                     pending = unprocessed;
                 }
-                Err(err) if throttled(err.code()) => {
+                Err(err) if retryable(&err) => {
                     tracing::debug!(code = ?err.code(), "BatchWriteItem throttled; retrying.");
                 }
                 Err(err) => return Err(backend(format!("writing {what}"))(err)),
@@ -720,5 +723,264 @@ impl SnapshotReader for DynamoStore {
             .iter()
             .map(|item| read_group(item, info.period, level))
             .collect()
+    }
+}
+
+/// Error paths against `aws-smithy-mocks`: what DynamoDB does under load and contention.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    use aws_sdk_dynamodb::types::error::{
+        ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+    };
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::Mutex;
+
+    fn store(client: Client) -> DynamoStore {
+        DynamoStore::new(client, "kubecur")
+    }
+
+    fn requests(n: usize) -> Vec<WriteRequest> {
+        (0..n)
+            .map(|i| {
+                let put = PutRequest::builder()
+                    .item(PK, s("p"))
+                    .item(SK, s(i.to_string()))
+                    .build()
+                    .expect("valid");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect()
+    }
+
+    fn info(version: i64) -> SnapshotInfo {
+        SnapshotInfo {
+            period: BillingPeriod {
+                year: 2024,
+                month: 6,
+            },
+            version,
+            run_id: "r".into(),
+            source: "s".into(),
+            flavour: crate::domain::Flavour::Cur2,
+            computed_at: "2024-07-01T00:00:00Z".into(),
+            line_items: 1,
+            groups: vec![0, 0],
+            warnings: vec![],
+        }
+    }
+
+    /// A `BatchWriteItem` rule builder that records the size of every request it sees.
+    fn recording_batch_sizes() -> (
+        std::sync::Arc<Mutex<Vec<usize>>>,
+        aws_smithy_mocks::RuleBuilder<
+            aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
+            BatchWriteItemOutput,
+            BatchWriteItemError,
+        >,
+    ) {
+        let sizes = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let rule = mock!(Client::batch_write_item).match_requests(move |req| {
+            let n = req
+                .request_items()
+                .and_then(|m| m.get("kubecur"))
+                .map_or(0, Vec::len);
+            seen.lock().expect("lock").push(n);
+            true
+        });
+        (sizes, rule)
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_resent_until_none_remain() {
+        let (sizes, rule) = recording_batch_sizes();
+        let rule = rule
+            .sequence()
+            .output(|| {
+                BatchWriteItemOutput::builder()
+                    .unprocessed_items("kubecur", requests(3))
+                    .build()
+            })
+            .output(|| BatchWriteItemOutput::builder().build())
+            .build();
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        store(client)
+            .write_batch(requests(25), "test")
+            .await
+            .expect("written");
+        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(*sizes.lock().expect("lock"), vec![25, 3]);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_with_backoff() {
+        let rule = mock!(Client::batch_write_item)
+            .sequence()
+            .error(|| {
+                BatchWriteItemError::ProvisionedThroughputExceededException(
+                    ProvisionedThroughputExceededException::builder()
+                        .message("slow down")
+                        .build(),
+                )
+            })
+            .times(2)
+            .output(|| BatchWriteItemOutput::builder().build())
+            .build();
+        // The SDK's own retries are off so this layer's retry is what is tested.
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| {
+            c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        });
+        let store = store(client);
+        store
+            .write_batch(requests(5), "test")
+            .await
+            .expect("written after throttling");
+        assert_eq!(rule.num_calls(), 3);
+        assert_eq!(store.counts().batch_writes.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn other_errors_fail_the_write_at_once() {
+        let rule = mock!(Client::batch_write_item).then_error(|| {
+            BatchWriteItemError::ResourceNotFoundException(
+                aws_sdk_dynamodb::types::error::ResourceNotFoundException::builder()
+                    .message("no table")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule], |c| {
+            c.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        });
+        let err = store(client)
+            .write_batch(requests(5), "snapshot x")
+            .await
+            .expect_err("not retryable");
+        assert!(err.to_string().contains("writing snapshot x"), "{err}");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_written_in_batches_of_at_most_25() {
+        let (sizes, rule) = recording_batch_sizes();
+        let rule = rule.then_output(|| BatchWriteItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
+        let groups: Vec<SnapshotGroup> = (0..60)
+            .map(|i| SnapshotGroup {
+                level: Level::Namespace,
+                keys: vec![format!("ns-{i}")],
+                allocated: true,
+                days: BTreeMap::new(),
+            })
+            .collect();
+        store(client)
+            .write_groups(&info(1), &groups)
+            .await
+            .expect("written");
+        let mut sizes = sizes.lock().expect("lock").clone();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![10, 25, 25]);
+    }
+
+    #[tokio::test]
+    async fn a_second_claim_returns_the_existing_run() {
+        let existing = Run {
+            id: "cur/x#2024-06#exec-1".into(),
+            period: BillingPeriod {
+                year: 2024,
+                month: 6,
+            },
+            version: 5,
+            source: "exec-1".into(),
+            state: RunState::Querying,
+            query_id: Some("q-1".into()),
+            columns: vec!["a".into()],
+            tag_keys: vec![],
+            missing_tags: vec![],
+            failure: None,
+        };
+        let stored = run_item(&existing);
+        let rule = mock!(Client::put_item).then_error(move || {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .set_item(Some(stored.clone()))
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        let mut again = existing.clone();
+        again.state = RunState::Claimed;
+        again.query_id = None;
+        let claim = store(client).claim_run(&again).await.expect("answered");
+        assert_eq!(claim, Claim::Existing(existing));
+    }
+
+    #[tokio::test]
+    async fn only_a_newer_version_wins_the_pointer() {
+        let conflict = |version: i64| {
+            move || {
+                UpdateItemError::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder()
+                        .item(PK, s(POINTER_PK))
+                        .item(SK, s("2024-06"))
+                        .item("version", n(version))
+                        .build(),
+                )
+            }
+        };
+        for (serving, expected) in [(9, Flip::Newer { serving: 9 }), (7, Flip::AlreadyServing)] {
+            let rule = mock!(Client::update_item).then_error(conflict(serving));
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+            assert_eq!(
+                store(client).flip(&info(7)).await.expect("answered"),
+                expected
+            );
+        }
+        let previous = info(3);
+        let old = HashMap::from([
+            (PK.to_string(), s(POINTER_PK)),
+            (SK.to_string(), s("2024-06")),
+            ("info".to_string(), s(to_json(&previous))),
+            ("version".to_string(), n(3)),
+        ]);
+        let rule = mock!(Client::update_item).then_output(move || {
+            UpdateItemOutput::builder()
+                .set_attributes(Some(old.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+        assert_eq!(
+            store(client).flip(&info(7)).await.expect("flipped"),
+            Flip::Flipped {
+                previous: Some(previous)
+            }
+        );
+    }
+
+    #[test]
+    fn group_items_round_trip_with_exact_costs() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 6, 30).expect("valid");
+        let group = SnapshotGroup {
+            level: Level::Full,
+            keys: (0..8).map(|i| format!("k{i} \"quoted\", comma")).collect(),
+            allocated: false,
+            days: BTreeMap::from([(
+                day,
+                DayFigures {
+                    costs: CostVector([0.1 + 0.2, 1e-12, -3.5, 123456789.123456789]),
+                    line_items: 7,
+                    resources: 2,
+                },
+            )]),
+        };
+        let item = group_item(&info(1), &group).expect("encodable");
+        assert_eq!(
+            read_group(&item, info(1).period, Level::Full).expect("decodable"),
+            group
+        );
+        let wrong_level = read_group(&item, info(1).period, Level::Namespace);
+        assert!(wrong_level.is_err());
     }
 }

@@ -84,7 +84,7 @@ impl Clients {
 pub fn init_lambda_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KUBECUR_LOG")
+            tracing_subscriber::EnvFilter::try_from_env(crate::config::LOG)
                 .unwrap_or_else(|_| "info".into()),
         )
         .without_time()

@@ -1,0 +1,347 @@
+//! The AWS pipeline end to end against moto server: real event fixtures into the real handlers, S3,
+//! DynamoDB, Athena (results seeded from the local engine: moto runs no SQL) and Glue on the wire.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+use kubecur_shared::domain::window::BillingPeriod;
+use kubecur_shared::domain::{AllocationRequest, CostMetric, Dimension, UsageWindow};
+use kubecur_shared::pipeline::ingest::IngestOutcome;
+use kubecur_shared::pipeline::writer::WriterOutcome;
+use kubecur_shared::sample::SampleOutput;
+use kubecur_shared::service;
+use kubecur_tests::pipeline::{AwsEnv, CUR_BUCKET, EXPORT_ROOT};
+use kubecur_tests::sample;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn june() -> BillingPeriod {
+    BillingPeriod {
+        year: 2024,
+        month: 6,
+    }
+}
+
+const FIRST_DELIVERY: &str = "2024-07-01T06:12:31.123Z";
+const SECOND_DELIVERY: &str = "2024-07-02T06:10:00.000Z";
+
+async fn env() -> AwsEnv {
+    AwsEnv::start(&sample().path(SampleOutput::Cur2Parquet)).await
+}
+
+/// Delivers June, runs the ingest and the writer, and returns the serving version.
+async fn deliver(env: &AwsEnv, event_time: &str) -> WriterOutcome {
+    env.seed_athena(june()).await;
+    let query = env
+        .ingest_started(&env.manifest_event(june(), event_time))
+        .await;
+    env.write(&env.writer(), &query, "SUCCEEDED").await
+}
+
+/// A second delivery of June (new `executionId`, later event): ingested, its query started, not written.
+async fn start_second_delivery(env: &AwsEnv) -> String {
+    env.redeliver(june(), "exec-2").await;
+    env.seed_athena(june()).await;
+    env.ingest_started(&env.manifest_event(june(), SECOND_DELIVERY))
+        .await
+}
+
+fn serving_version(body: &Value) -> i64 {
+    body["meta"]["snapshots"][0]["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no serving snapshot in {body}"))
+}
+
+#[tokio::test]
+async fn a_delivery_flows_to_the_api_with_kubecur_allocates_numbers() {
+    let env = env().await;
+    let outcome = deliver(&env, FIRST_DELIVERY).await;
+    assert!(
+        matches!(outcome, WriterOutcome::Published { replaced: None, .. }),
+        "{outcome:?}"
+    );
+
+    let (status, body) = env.api("apigw-v2-allocation.json", None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The same question to the local engine, as `kubecur allocate --period 2024-06 --aggregate namespace`.
+    let mut engine = kubecur_shared::adapters::datafusion::DataFusionQueryEngine::open(
+        &env.export.to_string_lossy(),
+        Some(UsageWindow::billing_period(june())),
+        Arc::new(kubecur_shared::ports::NoProgress),
+    )
+    .await
+    .expect("readable");
+    let request = AllocationRequest {
+        window: Some(UsageWindow::billing_period(june())),
+        group_by: vec![Dimension::Namespace],
+        ..AllocationRequest::default()
+    };
+    let local = service::allocate(&mut engine, &request)
+        .await
+        .expect("allocated");
+    let metric = CostMetric::AmortizedNetCost;
+    let rows = local.display_rows(metric);
+    let set = body["data"][0].as_object().expect("one set");
+    assert_eq!(set.len(), rows.len(), "{body}");
+    for row in &rows {
+        let name = &row.keys[0];
+        let api = &set[name];
+        let cost = api["totalCost"].as_f64().expect("number");
+        assert!(
+            (cost - row.costs.get(metric)).abs() < 1e-6,
+            "{name}: API {cost} vs local {}",
+            row.costs.get(metric)
+        );
+        assert_eq!(api["lineItems"], json!(row.line_items), "{name}");
+    }
+    let total = body["meta"]["summary"]["total"].as_f64().expect("number");
+    assert!((total - local.summary(metric).total).abs() < 1e-6);
+
+    let (status, body) = env.api("apigw-v2-status.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"][0]["period"], "2024-06");
+    assert_eq!(body["data"][0]["serving"]["source"], "sample-2024-06");
+    assert_eq!(
+        body["data"][0]["serving"]["lineItems"],
+        json!(local.summary(metric).line_items)
+    );
+}
+
+#[tokio::test]
+async fn duplicate_reordered_and_eventbridge_events_start_one_query() {
+    let env = env().await;
+    env.seed_athena(june()).await;
+    let manifest = env.manifest_event(june(), FIRST_DELIVERY);
+    let mut noise = kubecur_tests::pipeline::fixture("s3-notification-noise.json");
+    for record in noise["Records"].as_array_mut().expect("records") {
+        record["s3"]["bucket"]["name"] = json!(CUR_BUCKET);
+    }
+    let mut bridged = kubecur_tests::pipeline::fixture("eventbridge-s3-object-created.json");
+    bridged["detail"]["bucket"]["name"] = json!(CUR_BUCKET);
+    bridged["detail"]["object"]["key"] = json!(format!(
+        "{EXPORT_ROOT}/metadata/BILLING_PERIOD=2024-06/kubecur-cur2-Manifest.json"
+    ));
+
+    let ingest = env.ingest();
+    let mut started = 0;
+    let mut duplicates = 0;
+    // The manifest's notification arrives twice, after a data part, and once more through EventBridge.
+    for event in [&noise, &manifest, &manifest, &bridged] {
+        for outcome in cur_ingest::handle(&ingest, event).await.expect("handled") {
+            match outcome {
+                IngestOutcome::Started { .. } => started += 1,
+                IngestOutcome::Duplicate { .. } => duplicates += 1,
+                IngestOutcome::Ignored { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!((started, duplicates), (1, 2));
+    // One partition DDL and one allocation query, nothing more.
+    assert_eq!(env.queries_started().await, 2);
+}
+
+#[tokio::test]
+async fn a_newer_delivery_replaces_the_snapshot_and_an_older_one_cannot() {
+    let env = env().await;
+    deliver(&env, FIRST_DELIVERY).await;
+    let (_, first) = env.api("apigw-v2-allocation.json", None).await;
+
+    env.redeliver(june(), "exec-2").await;
+    let outcome = deliver(&env, SECOND_DELIVERY).await;
+    let first_version = serving_version(&first);
+    assert!(
+        matches!(outcome, WriterOutcome::Published { replaced: Some(v), .. } if v == first_version),
+        "{outcome:?}"
+    );
+    let (_, second) = env.api("apigw-v2-allocation.json", None).await;
+    let second_version = serving_version(&second);
+    assert!(second_version > first_version);
+    assert_eq!(first["data"], second["data"], "same data, same numbers");
+
+    // A late event of an older delivery finishes after the newer one: it must not win.
+    env.redeliver(june(), "exec-0").await;
+    let outcome = deliver(&env, "2024-06-30T23:00:00.000Z").await;
+    assert!(
+        matches!(outcome, WriterOutcome::Superseded { serving, .. } if serving == second_version),
+        "{outcome:?}"
+    );
+    let (_, after) = env.api("apigw-v2-allocation.json", None).await;
+    assert_eq!(serving_version(&after), second_version);
+}
+
+/// Counts `BatchWriteItem` calls and fails every one after the first `allowed`: a writer killed midway.
+#[derive(Debug)]
+struct Killer {
+    allowed: usize,
+    seen: AtomicUsize,
+}
+
+/// The interceptor over a shared [`Killer`] (the test reads the count after the writer dies).
+#[derive(Debug)]
+struct KillAfter(Arc<Killer>);
+
+impl Intercept for KillAfter {
+    fn name(&self) -> &'static str {
+        "KillAfter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if context
+            .input()
+            .downcast_ref::<BatchWriteItemInput>()
+            .is_some()
+            && self.0.seen.fetch_add(1, Ordering::SeqCst) >= self.0.allowed
+        {
+            return Err("writer killed (test)".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_writer_killed_midway_leaves_the_old_snapshot_and_a_rerun_completes() {
+    let env = env().await;
+    deliver(&env, FIRST_DELIVERY).await;
+    let (_, before) = env.api("apigw-v2-allocation.json", None).await;
+
+    let query = start_second_delivery(&env).await;
+    let killer = Arc::new(Killer {
+        allowed: 2,
+        seen: AtomicUsize::new(0),
+    });
+    let config = env
+        .clients
+        .dynamodb
+        .config()
+        .to_builder()
+        .interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(KillAfter(
+            killer.clone(),
+        )))
+        .build();
+    let dying = env.writer_with(aws_sdk_dynamodb::Client::from_conf(config));
+    let mut event = kubecur_tests::pipeline::fixture("athena-query-state-change-succeeded.json");
+    event["detail"]["queryExecutionId"] = json!(query);
+    event["detail"]["workgroupName"] = json!(kubecur_tests::pipeline::WORKGROUP);
+    let err = allocation_writer::handle(&dying, &event)
+        .await
+        .expect_err("killed");
+    assert!(err.to_string().contains("killed"), "{err}");
+    assert!(
+        killer.seen.load(Ordering::SeqCst) > 2,
+        "some batches were written"
+    );
+
+    let (_, during) = env.api("apigw-v2-allocation.json", None).await;
+    assert_eq!(serving_version(&during), serving_version(&before));
+    assert_eq!(during["data"], before["data"]);
+
+    // The event is delivered again (Lambda's retry of the failed invocation).
+    let outcome = env.write(&env.writer(), &query, "SUCCEEDED").await;
+    assert!(
+        matches!(outcome, WriterOutcome::Published { .. }),
+        "{outcome:?}"
+    );
+    let (_, after) = env.api("apigw-v2-allocation.json", None).await;
+    assert!(serving_version(&after) > serving_version(&before));
+    assert_eq!(after["data"], before["data"]);
+}
+
+#[tokio::test]
+async fn a_failed_query_is_recorded_and_the_old_snapshot_keeps_serving() {
+    let env = env().await;
+    deliver(&env, FIRST_DELIVERY).await;
+    let (_, before) = env.api("apigw-v2-allocation.json", None).await;
+
+    let query = start_second_delivery(&env).await;
+    env.clients
+        .athena
+        .stop_query_execution()
+        .query_execution_id(&query)
+        .send()
+        .await
+        .expect("cancelled");
+    let outcome = env.write(&env.writer(), &query, "CANCELLED").await;
+    assert!(
+        matches!(&outcome, WriterOutcome::Failed { reason, .. } if reason.contains("cancelled")),
+        "{outcome:?}"
+    );
+    // A repeated event for the same run changes nothing.
+    let again = env.write(&env.writer(), &query, "CANCELLED").await;
+    assert!(
+        matches!(again, WriterOutcome::AlreadyDone { .. }),
+        "{again:?}"
+    );
+
+    let (_, after) = env.api("apigw-v2-allocation.json", None).await;
+    assert_eq!(serving_version(&after), serving_version(&before));
+    assert_eq!(after["data"], before["data"]);
+    let (_, status) = env.api("apigw-v2-status.json", None).await;
+    let failure = &status["data"][0]["lastFailure"];
+    assert!(
+        failure["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&query)),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn api_errors_over_the_wire() {
+    let env = env().await;
+    let (status, body) = env.api("apigw-v2-unknown-route.json", None).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = env
+        .api(
+            "apigw-v2-allocation.json",
+            Some("window=7d&aggregate=label%3Aapp"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["parameter"], "aggregate");
+    // Nothing delivered yet: the window's period is named, not silently empty.
+    let (status, body) = env
+        .api(
+            "apigw-v2-allocation.json",
+            Some("window=2024-06-01T00:00:00Z,2024-06-08T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["meta"]["warnings"].to_string().contains("2024-06"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn events_of_other_workgroups_and_unknown_queries_are_not_ours() {
+    let env = env().await;
+    let writer = env.writer();
+    let mut event = kubecur_tests::pipeline::fixture("athena-query-state-change-succeeded.json");
+    event["detail"]["workgroupName"] = json!("primary");
+    let outcome = allocation_writer::handle(&writer, &event)
+        .await
+        .expect("handled");
+    assert_eq!(outcome, WriterOutcome::NotOurs);
+    let outcome = env
+        .write(&writer, "00000000-0000-0000-0000-000000000000", "SUCCEEDED")
+        .await;
+    assert_eq!(outcome, WriterOutcome::NotOurs);
+    let running = kubecur_tests::pipeline::fixture("athena-query-state-change-running.json");
+    let mut running = running;
+    running["detail"]["workgroupName"] = json!(kubecur_tests::pipeline::WORKGROUP);
+    let outcome = allocation_writer::handle(&writer, &running)
+        .await
+        .expect("handled");
+    assert_eq!(outcome, WriterOutcome::NotFinal);
+    let err = allocation_writer::handle(&writer, &json!({"source": "aws.s3"}))
+        .await
+        .expect_err("not an Athena event");
+    assert!(err.to_string().contains("EventBridge") || err.to_string().contains("Athena"));
+}

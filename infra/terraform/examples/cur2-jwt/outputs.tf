@@ -1,0 +1,4 @@
+output "api_endpoint" {
+  description = "Base URL of the kubecur API (send Authorization: Bearer <JWT>)."
+  value       = module.kubecur.api_endpoint
+}

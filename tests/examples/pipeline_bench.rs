@@ -61,7 +61,7 @@ async fn main() {
         let batches = counts.batch_writes.load(Ordering::Relaxed);
         let minimum = (items as f64 / BATCH_WRITE_LIMIT as f64).ceil();
         println!(
-            "writer, {delivery}: {items} snapshot items, {batches} BatchWriteItem requests (minimum {minimum}), ratio {:.3} (target <= 1.02), {} other requests",
+            "writer, {delivery}: {items} snapshot items, {batches} BatchWriteItem requests (minimum for the snapshot: {minimum}), ratio {:.3}, plus {} other requests",
             batches as f64 / minimum,
             counts.other.load(Ordering::Relaxed) + counts.queries.load(Ordering::Relaxed),
         );
@@ -90,11 +90,11 @@ async fn main() {
 
     for (what, query) in [
         (
-            "31-day window by namespace",
+            "the June window (30 days) by namespace",
             "window=2024-06-01T00:00:00Z,2024-07-01T00:00:00Z&aggregate=namespace",
         ),
         (
-            "31-day window by namespace, pod",
+            "the June window (30 days) by namespace, pod",
             "window=2024-06-01T00:00:00Z,2024-07-01T00:00:00Z&aggregate=namespace,pod",
         ),
         (

@@ -1,5 +1,5 @@
 use kubecur_shared::adapters::aws::athena::Athena;
-use kubecur_shared::adapters::aws::{init_lambda_logging, Clients, DynamoStore};
+use kubecur_shared::adapters::aws::{init_lambda_logging, s3_client, sdk_config, DynamoStore};
 use kubecur_shared::config::IngestConfig;
 use kubecur_shared::pipeline::ingest::Ingest;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -8,16 +8,16 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     init_lambda_logging();
     let config = IngestConfig::from_lookup(|n| std::env::var(n).ok())?;
-    let clients = Clients::from_env().await;
+    let aws = sdk_config().await;
     let ingest = Ingest {
-        s3: clients.s3,
-        glue: clients.glue,
+        s3: s3_client(&aws, false),
+        glue: aws_sdk_glue::Client::new(&aws),
         athena: Athena::new(
-            clients.athena,
+            aws_sdk_athena::Client::new(&aws),
             config.workgroup.clone(),
             config.output_location.clone(),
         ),
-        store: DynamoStore::new(clients.dynamodb, config.table.clone()),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone()),
         config,
     };
     let ingest = &ingest;

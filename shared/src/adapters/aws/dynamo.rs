@@ -622,39 +622,58 @@ impl DynamoStore {
         info: &SnapshotInfo,
         at_epoch_seconds: i64,
     ) -> Result<u64, StoreError> {
-        let mut total = 0;
+        let mut items = Vec::new();
         for level in Level::ALL {
-            let mut items = self
-                .query_partition(&snapshot_partition(info.period, info.version, level))
-                .await?;
-            for item in &mut items {
-                item.insert(TTL_ATTRIBUTE.into(), n(at_epoch_seconds));
-            }
-            total += items.len() as u64;
-            self.put_items(
-                items,
-                &format!("expiring {} v{}", info.period.label(), info.version),
-            )
-            .await?;
+            items.extend(
+                self.query_partition(&snapshot_partition(info.period, info.version, level))
+                    .await?,
+            );
         }
+        for item in &mut items {
+            item.insert(TTL_ATTRIBUTE.into(), n(at_epoch_seconds));
+        }
+        let total = items.len() as u64;
+        // One batch sequence over both levels: batches stay full across the level boundary.
+        self.put_items(
+            items,
+            &format!("expiring {} v{}", info.period.label(), info.version),
+        )
+        .await?;
         Ok(total)
     }
 
     async fn query_partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all(pk, None).await
+    }
+
+    /// Every item of partition `pk` (with sort keys in `[first, last]` when given), page by page.
+    /// Consistent reads: items written just before a pointer flip must all be seen.
+    async fn query_all(
+        &self,
+        pk: &str,
+        range: Option<(&str, &str)>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             self.counts.queries.fetch_add(1, Ordering::Relaxed);
-            let page = self
+            let mut request = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":pk", s(pk))
-                // Items written just before the pointer flip must all be seen.
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start.take());
+            request = match range {
+                None => request.key_condition_expression("#pk = :pk"),
+                Some((first, last)) => request
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":first", s(first))
+                    .expression_attribute_values(":last", s(last)),
+            };
+            let page = request
                 .send()
                 .await
                 .map_err(backend(format!("reading {pk}")))?;
@@ -674,35 +693,16 @@ impl SnapshotReader for DynamoStore {
         };
         // Pointers share one partition, sorted by period: a window's pointers are one range query.
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            self.counts.queries.fetch_add(1, Ordering::Relaxed);
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(POINTER_PK))
-                .expression_attribute_values(":first", s(first.label()))
-                .expression_attribute_values(":last", s(last.label()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend("reading billing period pointers"))?;
-            for item in page.items() {
-                let status = pointer_status(item)?;
-                if periods.contains(&status.period) {
-                    out.push(status);
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(out),
+        for item in self
+            .query_all(POINTER_PK, Some((&first.label(), &last.label())))
+            .await?
+        {
+            let status = pointer_status(&item)?;
+            if periods.contains(&status.period) {
+                out.push(status);
             }
         }
+        Ok(out)
     }
 
     async fn all_pointers(&self) -> Result<Vec<PeriodStatus>, StoreError> {

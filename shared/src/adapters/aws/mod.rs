@@ -49,7 +49,22 @@ impl AwsError {
     }
 }
 
-/// The SDK clients the functions use, built from one shared configuration.
+/// The shared SDK configuration from the environment (Lambda: its role's credentials and region;
+/// `AWS_ENDPOINT_URL` is honoured). Each function builds only the clients it uses, so the others'
+/// code is not linked into it.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_from_env().await
+}
+
+/// An S3 client; `path_style` addresses buckets as `endpoint/bucket` (emulators).
+pub fn s3_client(config: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// Every SDK client of the pipeline, for tests and tools that drive all three functions.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
@@ -59,19 +74,9 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// From the environment (Lambda: its role's credentials and region; `AWS_ENDPOINT_URL` is honoured).
-    pub async fn from_env() -> Clients {
-        let config = aws_config::load_from_env().await;
-        Clients::from_config(&config, false)
-    }
-
-    /// From a loaded configuration. `path_style` addresses S3 as `endpoint/bucket` (emulators).
     pub fn from_config(config: &aws_config::SdkConfig, path_style: bool) -> Clients {
-        let s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(path_style)
-            .build();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: s3_client(config, path_style),
             glue: aws_sdk_glue::Client::new(config),
             athena: aws_sdk_athena::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),

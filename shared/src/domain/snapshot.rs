@@ -35,7 +35,8 @@ impl Level {
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
             Level::Namespace => &[Dimension::Namespace],
-            Level::Full => &FULL_DIMENSIONS,
+            // Every dimension but the day, which is the per-group axis ([`Dimension::ALL`] starts with it).
+            Level::Full => &Dimension::ALL[1..],
         }
     }
 
@@ -55,17 +56,6 @@ impl Level {
         Level::ALL.into_iter().find(|l| l.name() == text)
     }
 }
-
-const FULL_DIMENSIONS: [Dimension; 8] = [
-    Dimension::Cluster,
-    Dimension::Namespace,
-    Dimension::Deployment,
-    Dimension::Pod,
-    Dimension::Daemonset,
-    Dimension::Container,
-    Dimension::Service,
-    Dimension::Account,
-];
 
 /// One day of one group.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -495,6 +485,12 @@ mod tests {
             ..group
         };
         assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn the_full_level_holds_every_dimension_but_the_day() {
+        assert!(!Level::Full.dimensions().contains(&Dimension::Day));
+        assert_eq!(Level::Full.dimensions().len(), Dimension::ALL.len() - 1);
     }
 
     #[test]

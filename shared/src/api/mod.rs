@@ -211,14 +211,19 @@ async fn allocation<S: SnapshotReader>(
             body: render_csv(&sets, query),
         });
     }
-    let whole = answer(
-        &groups,
-        query.window,
-        &query.aggregate,
-        keep,
-        flavour,
-        warnings.clone(),
-    );
+    // With one step the set is the whole window; only daily steps need the window summed again.
+    let summary = match sets.as_slice() {
+        [whole] => whole.summary(query.metric),
+        _ => answer(
+            &groups,
+            query.window,
+            &query.aggregate,
+            keep,
+            flavour,
+            warnings.clone(),
+        )
+        .summary(query.metric),
+    };
     let mut notes: Vec<Value> = warnings
         .iter()
         .map(|w| json!({ "warning": w, "message": w.to_string() }))
@@ -241,7 +246,7 @@ async fn allocation<S: SnapshotReader>(
                 "costMetric": query.metric,
                 "level": level.name(),
                 "snapshots": snapshots,
-                "summary": whole.summary(query.metric),
+                "summary": summary,
                 "warnings": notes,
             },
         }),

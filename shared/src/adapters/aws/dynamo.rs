@@ -454,21 +454,22 @@ impl DynamoStore {
     }
 
     async fn put_items(&self, items: Vec<Item>, what: &str) -> Result<(), StoreError> {
-        let batches: Vec<Vec<WriteRequest>> = items
-            .chunks(BATCH_WRITE_LIMIT)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|item| {
-                        let put = PutRequest::builder()
-                            .set_item(Some(item.clone()))
-                            .build()
-                            .map_err(|e| malformed(what, e.to_string()))?;
-                        Ok(WriteRequest::builder().put_request(put).build())
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
+        // Items are moved into their requests, not copied: a snapshot can hold many thousand.
+        let mut requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| malformed(what, e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_WRITE_LIMIT));
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(BATCH_WRITE_LIMIT));
+            batches.push(std::mem::replace(&mut requests, rest));
+        }
         stream::iter(
             batches
                 .into_iter()

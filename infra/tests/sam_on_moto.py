@@ -49,6 +49,11 @@ PARAMS = {
     "GlueTable": "kubecur_export",
     "Architecture": "x86_64",
     "TagKeys": "team=team,squad",
+    # The billing side too (us-east-1, where the export can be created): the stack makes the CUR bucket,
+    # its policy, the Glue database and table, and the CUR 2.0 export.
+    "CreateDataExport": "true",
+    "CreateGlueDatabase": "true",
+    "CreateGlueTable": "true",
 }
 FUNCTIONS = {
     # logical id: (binary, memory, timeout, environment variable names)
@@ -261,7 +266,8 @@ def deploy(cfn_path: str) -> int:
         kms = client("kms")
 
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
-        s3.create_bucket(Bucket=PARAMS["CurBucketName"])
+        if PARAMS.get("CreateDataExport") != "true":
+            s3.create_bucket(Bucket=PARAMS["CurBucketName"])
         for binary, *_rest in FUNCTIONS.values():
             s3.put_object(Bucket=ARTIFACT_BUCKET, Key=f"{binary}/bootstrap.zip", Body=dummy_zip())
 
@@ -478,7 +484,11 @@ def deploy(cfn_path: str) -> int:
 
         for lid, r in cfn["Resources"].items():
             scan_policies(r.get("Properties", {}), lid)
-        c.equal("template: the only '*' action is the TLS-only Deny s3:* on the results bucket", star_actions, [("ResultsBucketPolicy", "DenyInsecureTransport", "Deny", "s3:*")])
+        c.equal(
+            "template: the only '*' actions are the TLS-only Deny s3:* on the results and export buckets",
+            sorted(star_actions),
+            [("ExportBucketPolicy", "DenyInsecureTransport", "Deny", "s3:*"), ("ResultsBucketPolicy", "DenyInsecureTransport", "Deny", "s3:*")],
+        )
 
         # --- functions
         print("functions:")
@@ -592,7 +602,40 @@ def deploy(cfn_path: str) -> int:
         qp = props("DeadLetterQueuePolicy")["PolicyDocument"]["Statement"]
         c.check("static: queue policy lets only the two rules send dead letters", sorted(s["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0] for s in qp) == ["AthenaQueryStateRule", "CurObjectCreatedRule"], qp)
         c.equal("static: HTTP API protocol", props("HttpApi")["ProtocolType"], "HTTP")
-        covered = {"HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
+        # --- the billing side (CreateDataExport=true): the bucket is deployed, the rest is static.
+        print("billing side:")
+        cur_bucket = PARAMS["CurBucketName"]
+        c.equal("export bucket deployed under its parameter name", resources.get("ExportBucket"), cur_bucket)
+        enc = s3.get_bucket_encryption(Bucket=cur_bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        c.equal("export bucket SSE-S3", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
+        export_bucket = props("ExportBucket")
+        c.equal("static (moto ignores it): export bucket blocks public access", export_bucket.get("PublicAccessBlockConfiguration"), {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")})
+        c.equal("static (moto ignores it): export bucket versioned", export_bucket.get("VersioningConfiguration"), {"Status": "Enabled"})
+        c.equal("static: export bucket kept when the stack is deleted (it holds the billing history)", (res["ExportBucket"].get("DeletionPolicy"), res["ExportBucket"].get("Condition")), ("Retain", "CreateDataExportCondition"))
+        eb = props("ExportBucket").get("NotificationConfiguration", {})
+        c.equal("static: export bucket sends S3 events to EventBridge", eb, {"EventBridgeConfiguration": {"EventBridgeEnabled": True}})
+        ebp = props("ExportBucketPolicy")["PolicyDocument"]["Statement"]
+        allow = [s for s in ebp if s["Effect"] == "Allow"]
+        c.check(
+            "static: export bucket policy lets only bcm-data-exports put objects and read the policy, for this account's exports",
+            len(allow) == 1
+            and allow[0]["Principal"] == {"Service": "bcm-data-exports.amazonaws.com"}
+            and sorted(allow[0]["Action"]) == ["s3:GetBucketPolicy", "s3:PutObject"]
+            and allow[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            and allow[0]["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:bcm-data-exports:us-east-1:${AWS::AccountId}:export/*"}},
+            ebp,
+        )
+        c.check("static: export bucket policy denies non-TLS", any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in ebp), ebp)
+        export = props("CurDataExport")["Export"]
+        s3dest = export["DestinationConfigurations"]["S3Destination"]
+        table_conf = export["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]
+        c.equal("static: export output Parquet, overwrite", s3dest["S3OutputConfigurations"], {"OutputType": "CUSTOM", "Format": "PARQUET", "Compression": "PARQUET", "Overwrite": "OVERWRITE_REPORT"})
+        c.equal("static: export includes resource ids, no split rows", (table_conf["INCLUDE_RESOURCES"], table_conf["INCLUDE_SPLIT_COST_ALLOCATION_DATA"]), ("TRUE", "FALSE"))
+        c.equal("static: export name and prefix from CurPrefix", (export["Name"], s3dest["S3Prefix"]), ({"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "CurPrefix"}]}]}, {"Fn::Select": [0, {"Fn::Split": ["/", {"Ref": "CurPrefix"}]}]}))
+        c.equal("static: export only with CreateDataExport, after the bucket policy", (res["CurDataExport"].get("Condition"), res["CurDataExport"].get("DependsOn")), ("CreateDataExportCondition", "ExportBucketPolicy"))
+        if "CurGlueDatabase" in dict(stripped):
+            c.equal("static: Glue database named by the parameter", props("CurGlueDatabase")["DatabaseInput"]["Name"], {"Ref": "GlueDatabase"})
+        covered = {"ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
         covered |= set(alarms) | {l for l, r in res.items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
         unchecked = sorted(l for l, _t in stripped if l not in covered)
         c.equal("every stripped resource has a static check", unchecked, [])

@@ -31,16 +31,18 @@ fn local<'a>(body: &'a hcl::Body, name: &str) -> &'a hcl::Expression {
         .unwrap_or_else(|| panic!("no local {name}"))
 }
 
-fn block<'a>(body: &'a hcl::Body, path: &[&str]) -> &'a hcl::Body {
-    let mut current = body;
-    for step in path {
-        current = current
-            .blocks()
-            .find(|b| b.identifier() == *step || b.labels().iter().any(|l| l.as_str() == *step))
-            .map(|b| b.body())
-            .unwrap_or_else(|| panic!("no block {step} in {path:?}"));
-    }
-    current
+/// The body of the block `identifier "labels"…` directly inside `body`.
+fn block<'a>(body: &'a hcl::Body, identifier: &str, labels: &[&str]) -> &'a hcl::Body {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == identifier
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(labels.iter().copied())
+        })
+        .map(|b| b.body())
+        .unwrap_or_else(|| panic!("no block {identifier} {labels:?}"))
 }
 
 fn attribute<'a>(body: &'a hcl::Body, name: &str) -> &'a hcl::Expression {
@@ -149,8 +151,9 @@ fn terraform_export_delivers_the_glue_tables_columns_as_parquet_with_resource_id
     );
     assert_export_serves_the_plan("terraform", &exported_set, &glue);
 
-    let export = block(&billing, &["resource", "cur2", "export"]);
-    let query = block(export, &["data_query"]);
+    let resource = block(&billing, "resource", &["aws_bcmdataexports_export", "cur2"]);
+    let export = block(resource, "export", &[]);
+    let query = block(export, "data_query", &[]);
     let statement = attribute(query, "query_statement").to_string();
     assert!(
         statement.contains("local.export_columns")
@@ -166,13 +169,11 @@ fn terraform_export_delivers_the_glue_tables_columns_as_parquet_with_resource_id
         string(&object_field(&config, "INCLUDE_SPLIT_COST_ALLOCATION_DATA")),
         "FALSE"
     );
+    let destination = block(export, "destination_configurations", &[]);
     let output = block(
-        export,
-        &[
-            "destination_configurations",
-            "s3_destination",
-            "s3_output_configurations",
-        ],
+        block(destination, "s3_destination", &[]),
+        "s3_output_configurations",
+        &[],
     );
     assert_eq!(string(attribute(output, "format")), "PARQUET");
     assert_eq!(string(attribute(output, "compression")), "PARQUET");
@@ -182,7 +183,7 @@ fn terraform_export_delivers_the_glue_tables_columns_as_parquet_with_resource_id
 #[test]
 fn terraform_from_zero_example_points_kubecur_at_the_export() {
     let main = hcl_file("infra/terraform/examples/from-zero/main.tf");
-    let kubecur = block(&main, &["module", "kubecur"]);
+    let kubecur = block(&main, "module", &["kubecur"]);
     assert_eq!(
         attribute(kubecur, "cur_bucket_name").to_string(),
         "module.billing.bucket_name"

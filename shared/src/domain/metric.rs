@@ -1,4 +1,5 @@
-//! The four cost metrics and the rule table that computes each from a line item (billing-data.md §3).
+//! The four cost metrics and the rule table that computes each from a line item
+//! (docs/cur-reference.md#cost-rules).
 
 use super::columns::ColumnSet;
 use super::error::DomainError;
@@ -102,7 +103,7 @@ impl FromStr for CostMetric {
     }
 }
 
-// Line item types whose cost is restated elsewhere (billing-data.md §3).
+// Line item types whose cost is restated elsewhere (docs/cur-reference.md#cost-rules).
 const DISCOUNTS_EXCLUDED_FROM_LIST: [&str; 2] = ["EdpDiscount", "PrivateRateDiscount"];
 
 fn types(names: &[&str]) -> Vec<String> {

@@ -22,8 +22,9 @@ impl Delivery {
         format!("{}#{}#{}", self.root, self.period.label(), self.identity)
     }
 
-    /// Athena's `ClientRequestToken` for this run (32 to 128 characters, billing-data.md §4): a retried
-    /// ingest of the same delivery gets the same query back instead of starting a second one.
+    /// Athena's `ClientRequestToken` for this run (32 to 128 characters,
+    /// docs/cur-reference.md#athena): a retried ingest of the same delivery gets the same query
+    /// back instead of starting a second one.
     pub fn client_request_token(&self) -> String {
         let mut hash = Fnv128::new();
         hash.write(self.run_id().as_bytes());

@@ -143,10 +143,10 @@ pub enum Resolution {
 ///
 /// Legacy CUR: the key becomes `resource_tags_user_<normalised>` (`aws:` keys `resource_tags_aws_…`) and
 /// must exist as a column. CUR 2.0: the same name without `resource_tags_` as a key of the
-/// `resource_tags` map. FOCUS: the key of the `tags` map as written, and also `user:<key>` because the
-/// key form of AWS's FOCUS export is unverified (billing-data.md §1). Map keys can only be checked
-/// against data, not columns: the allocation query counts each source's non-blank values
-/// ([`crate::domain::plan::AllocationPlan::presence`]).
+/// `resource_tags` map. FOCUS: the key of the `tags` map as written, and also `user:<key>` because
+/// the key form of AWS's FOCUS export is unverified (docs/cur-reference.md#formats). Map keys can
+/// only be checked against data, not columns: the allocation query counts each source's non-blank
+/// values ([`crate::domain::plan::AllocationPlan::presence`]).
 pub fn resolve_tag(flavour: Flavour, columns: &ColumnSet, key: &str) -> Resolution {
     let column_form = if key.starts_with("aws:") {
         aws_column_name(&format!("resourceTags/{key}"))

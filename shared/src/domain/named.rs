@@ -6,6 +6,7 @@
 /// - `pub const ALL`: every variant, in table order (the `name()` match is exhaustive, so a variant
 ///   missing from the table does not compile);
 /// - `pub fn name(self) -> &'static str` and `Display`, which writes the name;
+/// - `pub fn names() -> String`: every name, joined with `, ` (the list error messages offer);
 /// - with `parse: exact`: `pub fn parse(text) -> Option<Self>`, the name exactly as written;
 /// - with `from_str: E, NORMALISE, ERROR`: `FromStr<Err = E>`, comparing `NORMALISE(text)` with
 ///   `NORMALISE(name)` (a `fn(&str) -> String`), and on no match `ERROR(text, allowed)` (a
@@ -21,6 +22,11 @@ macro_rules! named_enum {
                 match self {
                     $($ty::$variant => $name),+
                 }
+            }
+
+            /// Every name, in table order, joined with `, `: the choices an error message lists.
+            pub fn names() -> String {
+                [$($name),+].join(", ")
             }
         }
 
@@ -54,8 +60,7 @@ macro_rules! named_enum {
                     .find(|v| normalise(v.name()) == wanted)
                     .ok_or_else(|| {
                         let error: fn(String, String) -> Self::Err = $error;
-                        let allowed = $ty::ALL.map(|v| v.name()).join(", ");
-                        error(text.to_string(), allowed)
+                        error(text.to_string(), $ty::names())
                     })
             }
         }
@@ -97,6 +102,7 @@ mod tests {
         assert_eq!(Colour::DarkBlue.to_string(), "darkBlue");
         assert_eq!(Switch::ALL, [Switch::On, Switch::Off]);
         assert_eq!(format!("{}", Switch::Off), "OFF");
+        assert_eq!(Colour::names(), "red, darkBlue");
     }
 
     #[test]

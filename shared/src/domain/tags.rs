@@ -68,7 +68,7 @@ impl TagMapping {
         let invalid = |reason: &str| DomainError::InvalidTagMapping {
             given: spec.to_string(),
             reason: reason.to_string(),
-            allowed: Concept::ALL.map(Concept::name).join(", "),
+            allowed: Concept::names(),
         };
         let (concept, keys) = spec.split_once('=').ok_or_else(|| invalid("missing `=`"))?;
         let concept: Concept = concept.parse().map_err(|e: String| invalid(&e))?;

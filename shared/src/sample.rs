@@ -1220,3 +1220,94 @@ pub fn sample_line_items(spec: &SampleSpec) -> Vec<SampleLineItem> {
         .map(|row| generate_item(&mut rng, &pool, row, spec.rows))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a, 64 bit: a fingerprint anyone can recompute outside Rust (it is a few lines of Python).
+    fn fnv1a64(hash: &mut u64, bytes: &[u8]) {
+        for byte in bytes {
+            *hash ^= u64::from(*byte);
+            *hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// Every file the generator writes for a small sample, as `relative path → FNV-1a 64 of its bytes`.
+    fn fingerprints(spec: &SampleSpec) -> Vec<(String, u64)> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let report = write_sample(dir.path(), spec, |_| {}).expect("sample is written");
+        let mut prints: Vec<(String, u64)> = report
+            .files
+            .iter()
+            .map(|path| {
+                let relative = path
+                    .strip_prefix(dir.path())
+                    .expect("files are below the output directory")
+                    .to_string_lossy()
+                    .into_owned();
+                let mut hash = 0xcbf2_9ce4_8422_2325;
+                fnv1a64(&mut hash, &fs::read(path).expect("file is readable"));
+                (relative, hash)
+            })
+            .collect();
+        prints.sort();
+        prints
+    }
+
+    /// The output for the default seed, 2,000 rows, 700 rows per file, byte for byte as the generator
+    /// wrote it before it was split into modules (the same as
+    /// `kubecur sample --out D --rows 2000 --rows-per-file 700`, hashed file by file): refactoring the
+    /// generator must not change a single byte of what tests and benchmarks read.
+    #[test]
+    fn output_is_byte_identical_for_a_seed() {
+        let mut spec = SampleSpec::new(2_000);
+        spec.rows_per_file = 700;
+        let actual = fingerprints(&spec);
+        let expected: &[(&str, u64)] = &[
+        ("cur2-csv/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("cur2-csv/kubecur-cur2/data/BILLING_PERIOD=2024-05/kubecur-cur2-00001.csv.gz", 0x021d2322fb0d7709),
+        ("cur2-csv/kubecur-cur2/data/BILLING_PERIOD=2024-06/kubecur-cur2-00002.csv.gz", 0xd5e4a9f6bd4157eb),
+        ("cur2-csv/kubecur-cur2/metadata/BILLING_PERIOD=2024-05/kubecur-cur2-Manifest.json", 0xac3d38ee605806f4),
+        ("cur2-csv/kubecur-cur2/metadata/BILLING_PERIOD=2024-06/kubecur-cur2-Manifest.json", 0xf6f55257db93e74e),
+        ("cur2-parquet/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("cur2-parquet/kubecur-cur2/data/BILLING_PERIOD=2024-05/kubecur-cur2-00001.snappy.parquet", 0xdea9a465bdc271b8),
+        ("cur2-parquet/kubecur-cur2/data/BILLING_PERIOD=2024-06/kubecur-cur2-00002.snappy.parquet", 0x52fd448223b04a30),
+        ("cur2-parquet/kubecur-cur2/metadata/BILLING_PERIOD=2024-05/kubecur-cur2-Manifest.json", 0xac3d38ee605806f4),
+        ("cur2-parquet/kubecur-cur2/metadata/BILLING_PERIOD=2024-06/kubecur-cur2-Manifest.json", 0xf6f55257db93e74e),
+        ("focus-csv/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("focus-csv/kubecur-focus/data/BILLING_PERIOD=2024-05/kubecur-focus-00001.csv", 0x131569003c36263d),
+        ("focus-csv/kubecur-focus/data/BILLING_PERIOD=2024-06/kubecur-focus-00002.csv", 0xbed549a51a43b1e5),
+        ("focus-csv/kubecur-focus/metadata/BILLING_PERIOD=2024-05/kubecur-focus-Manifest.json", 0xac3d38ee605806f4),
+        ("focus-csv/kubecur-focus/metadata/BILLING_PERIOD=2024-06/kubecur-focus-Manifest.json", 0xf6f55257db93e74e),
+        ("focus-parquet/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("focus-parquet/kubecur-focus/data/BILLING_PERIOD=2024-05/kubecur-focus-00001.snappy.parquet", 0x82c420582205c974),
+        ("focus-parquet/kubecur-focus/data/BILLING_PERIOD=2024-06/kubecur-focus-00002.snappy.parquet", 0xc94c4d7fab6b0807),
+        ("focus-parquet/kubecur-focus/metadata/BILLING_PERIOD=2024-05/kubecur-focus-Manifest.json", 0xac3d38ee605806f4),
+        ("focus-parquet/kubecur-focus/metadata/BILLING_PERIOD=2024-06/kubecur-focus-Manifest.json", 0xf6f55257db93e74e),
+        ("legacy-csv/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("legacy-csv/kubecur-sample/20240501-20240601/kubecur-sample-00001.csv.gz", 0x4749e23b937b9dae),
+        ("legacy-csv/kubecur-sample/20240601-20240701/kubecur-sample-00002.csv.gz", 0x38ebc840c28e5706),
+        ("legacy-parquet/aws-programmatic-access-test-object", 0xcbf29ce484222325),
+        ("legacy-parquet/kubecur-sample/crawler-cfn.yml", 0x8b10eb29024c3a7d),
+        ("legacy-parquet/kubecur-sample/kubecur-sample/cost_and_usage_data_status/cost_and_usage_data_status.parquet", 0x5a749f0d29438982),
+        ("legacy-parquet/kubecur-sample/kubecur-sample/year=2024/month=5/kubecur-sample-00001.snappy.parquet", 0x7b3c80e9aa40a950),
+        ("legacy-parquet/kubecur-sample/kubecur-sample/year=2024/month=6/kubecur-sample-00002.snappy.parquet", 0x70d10ab2e3ac77c4),
+        ];
+        let expected: Vec<(String, u64)> = expected
+            .iter()
+            .map(|(path, hash)| (path.to_string(), *hash))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn output_is_deterministic_and_depends_on_the_seed() {
+        let mut spec = SampleSpec::new(300);
+        spec.outputs = vec![SampleOutput::LegacyParquet, SampleOutput::FocusCsv];
+        let first = fingerprints(&spec);
+        assert_eq!(first, fingerprints(&spec));
+        spec.seed += 1;
+        assert_ne!(first, fingerprints(&spec));
+    }
+}

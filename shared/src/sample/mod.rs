@@ -24,6 +24,7 @@ mod write;
 pub use estate::{sample_line_items, SampleLineItem};
 pub use write::write_sample;
 
+use crate::domain::named::named_enum;
 use std::path::PathBuf;
 
 /// One output of the generator.
@@ -37,39 +38,26 @@ pub enum SampleOutput {
     FocusCsv,
 }
 
-impl SampleOutput {
-    pub const ALL: [SampleOutput; 6] = [
-        SampleOutput::LegacyParquet,
-        SampleOutput::LegacyCsvGz,
-        SampleOutput::Cur2Parquet,
-        SampleOutput::Cur2CsvGz,
-        SampleOutput::FocusParquet,
-        SampleOutput::FocusCsv,
-    ];
+named_enum!(SampleOutput {
+    LegacyParquet => "legacy-parquet",
+    LegacyCsvGz => "legacy-csv",
+    Cur2Parquet => "cur2-parquet",
+    Cur2CsvGz => "cur2-csv",
+    FocusParquet => "focus-parquet",
+    FocusCsv => "focus-csv",
+} from_str: String, |text| text.trim().to_string(), |given, allowed| {
+    format!("unknown sample output `{given}`; expected one of: {allowed}")
+});
 
+impl SampleOutput {
     /// The folder under the output directory, also the name users pass to `--only`.
     pub fn dir_name(self) -> &'static str {
-        match self {
-            SampleOutput::LegacyParquet => "legacy-parquet",
-            SampleOutput::LegacyCsvGz => "legacy-csv",
-            SampleOutput::Cur2Parquet => "cur2-parquet",
-            SampleOutput::Cur2CsvGz => "cur2-csv",
-            SampleOutput::FocusParquet => "focus-parquet",
-            SampleOutput::FocusCsv => "focus-csv",
-        }
+        self.name()
     }
 
     /// Parses a folder name; the error lists the valid ones.
     pub fn parse(text: &str) -> Result<SampleOutput, String> {
-        SampleOutput::ALL
-            .into_iter()
-            .find(|o| o.dir_name() == text.trim())
-            .ok_or_else(|| {
-                format!(
-                    "unknown sample output `{text}`; expected one of: {}",
-                    SampleOutput::ALL.map(|o| o.dir_name()).join(", ")
-                )
-            })
+        text.parse()
     }
 }
 

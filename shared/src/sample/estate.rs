@@ -444,7 +444,8 @@ pub(super) fn generate_item(
             | "BundledDiscount"
             | "Discount"
     ) {
-        // Commitment fees and account-level adjustments carry no resource and no tags (billing-data.md §3).
+        // Commitment fees and account-level adjustments carry no resource and no tags
+        // (docs/cur-reference.md#cost-rules).
         item.resource_id.clear();
         item.tags.clear();
     }

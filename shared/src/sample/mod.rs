@@ -7,9 +7,10 @@
 //! cost columns are computed from the legacy line item with kubecur's own rule table, so every
 //! flavour allocates to the same per-namespace numbers for the metrics FOCUS carries.
 //!
-//! Every line item type of billing-data.md §3 appears (plus one unknown type), EKS split-cost rows
-//! appear (they must be excluded), several accounts appear, and tags come in varied forms: keys with
-//! `.`, `/`, `:` and upper case, keys AWS merges (`Team`/`team`), unicode and blank values.
+//! Every line item type of docs/cur-reference.md#cost-rules appears (plus one unknown type), EKS
+//! split-cost rows appear (they must be excluded), several accounts appear, and tags come in varied
+//! forms: keys with `.`, `/`, `:` and upper case, keys AWS merges (`Team`/`team`), unicode and blank
+//! values.
 //!
 //! - `estate`: the seeded resources and the legacy line items they bill;
 //! - `legacy`, `cur2`, `focus`: the three schemas, as columns filled from a line item;

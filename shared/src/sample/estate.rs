@@ -210,6 +210,13 @@ pub struct SampleLineItem {
     pub tags: Vec<(&'static str, String)>,
 }
 
+impl SampleLineItem {
+    /// The end of the line item's usage: every sample line item covers one hour.
+    pub(super) fn usage_end(&self) -> NaiveDateTime {
+        self.usage_start + chrono::Duration::hours(1)
+    }
+}
+
 impl LineItemValues for SampleLineItem {
     fn number(&self, column: &str) -> Option<f64> {
         self.numbers.get(column).copied()

@@ -1,7 +1,7 @@
 //! The FOCUS 1.x schema: columns, and the cost columns priced from the legacy line item by kubecur's own
 //! rule table, so FOCUS allocates to the same numbers as the CUR flavours for the metrics it carries.
 
-use super::estate::{NUMBER_COLUMNS, PAYER};
+use super::estate::{SampleLineItem, NUMBER_COLUMNS, PAYER};
 use super::write::{Column, Fill};
 use crate::domain::columns::{aws_column_name, ColumnSet};
 use crate::domain::expr::Expr;
@@ -42,7 +42,7 @@ pub(super) fn focus_columns() -> Vec<Column> {
         },
         Column {
             name: "ChargePeriodEnd".into(),
-            fill: Fill::Timestamp(|i| i.usage_start + chrono::Duration::hours(1)),
+            fill: Fill::Timestamp(SampleLineItem::usage_end),
         },
         Column {
             name: "ChargeCategory".into(),

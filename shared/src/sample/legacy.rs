@@ -1,7 +1,7 @@
 //! The legacy CUR schema: Athena column names for Parquet, `lineItem/…` headers for CSV, and one flat
 //! column per tag key (merged where AWS merges keys that normalise alike).
 
-use super::estate::{number_column, NUMBER_COLUMNS, PAYER, TAG_KEYS};
+use super::estate::{number_column, SampleLineItem, NUMBER_COLUMNS, PAYER, TAG_KEYS};
 use super::write::{Column, Fill};
 use crate::domain::columns::aws_column_name;
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ pub(super) fn legacy_columns(csv: bool) -> Vec<Column> {
         },
         Column {
             name: "lineItem/UsageEndDate".into(),
-            fill: Fill::Timestamp(|i| i.usage_start + chrono::Duration::hours(1)),
+            fill: Fill::Timestamp(SampleLineItem::usage_end),
         },
         Column {
             name: "lineItem/ProductCode".into(),

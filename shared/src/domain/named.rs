@@ -120,5 +120,6 @@ mod tests {
         assert_eq!(Switch::parse("ON"), Some(Switch::On));
         assert_eq!(Switch::parse("on"), None);
         assert_eq!(Switch::parse(" ON"), None);
+        assert_eq!(Switch::names(), "ON, OFF");
     }
 }

@@ -340,9 +340,9 @@ async fn account_filter_keeps_one_account() {
 
 #[tokio::test]
 async fn grouped_distinct_count_is_planned_as_a_two_phase_aggregate() {
-    // engine-notes.md: a cast inside the aggregate's arguments silently turns the grouped COUNT(DISTINCT)
-    // into per-group hash sets (4x slower, 10x the memory). The rewrite shows as no distinct aggregate
-    // left in the physical plan.
+    // docs/local-engine.md#grouped-distinct-count: a cast inside the aggregate's arguments silently
+    // turns the grouped COUNT(DISTINCT) into per-group hash sets (far slower, far more memory). The
+    // rewrite shows as no distinct aggregate left in the physical plan.
     let request = AllocationRequest {
         window: june(),
         ..AllocationRequest::default()

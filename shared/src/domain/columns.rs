@@ -1,7 +1,7 @@
 //! Column names: AWS's rules for turning a CUR header or tag key into an Athena column name,
 //! and a case-insensitive view of a table's real column list.
 
-/// Applies AWS's CUR column-name rules (billing-data.md §2), in order:
+/// Applies AWS's CUR column-name rules (docs/cur-reference.md#column-names), in order:
 /// `_` before every upper-case letter, lower-case, every non-`[a-z0-9]` becomes `_`,
 /// runs of `_` collapse, leading/trailing `_` are stripped.
 ///
@@ -131,7 +131,7 @@ impl ColumnSet {
 mod tests {
     use super::*;
 
-    // One test per row of billing-data.md §2.
+    // One test per row of docs/cur-reference.md#column-names.
     #[test]
     fn plain_key_maps_to_user_column() {
         assert_eq!(

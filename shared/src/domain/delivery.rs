@@ -1,5 +1,6 @@
 //! CUR deliveries as S3 shows them: decoding event keys, telling the "delivery finished" signals from
-//! everything else a delivery writes, and reading a CUR 2.0 / FOCUS manifest (billing-data.md §1, §5).
+//! everything else a delivery writes, and reading a CUR 2.0 / FOCUS manifest
+//! (docs/cur-reference.md#formats and #delivery-events).
 //!
 //! Pure groundwork for the ingest function (issue 3): no S3 client here, only keys and bytes.
 
@@ -16,7 +17,8 @@ pub enum DeliveryError {
 }
 
 /// Decodes a key from an S3 event notification: S3 URL-encodes keys there, with spaces as `+`
-/// (billing-data.md §5: `year%3D2024/month%3D6`). Invalid escapes or non-UTF-8 results are errors.
+/// (docs/cur-reference.md#delivery-events: `year%3D2024/month%3D6`). Invalid escapes or non-UTF-8
+/// results are errors.
 pub fn decode_event_key(encoded: &str) -> Result<String, DeliveryError> {
     let bad = |reason: &str| DeliveryError::BadKey {
         key: encoded.to_string(),

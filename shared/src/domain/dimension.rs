@@ -1,11 +1,11 @@
 //! The keys an allocation can be grouped by.
 
 use super::error::DomainError;
+use super::named::{named_enum, trimmed_lowercase};
 use super::tags::Concept;
-use std::fmt;
-use std::str::FromStr;
 
-/// One grouping key of an allocation. The names are OpenCost's `aggregate` names.
+/// One grouping key of an allocation. The names are OpenCost's `aggregate` names, used in requests,
+/// output columns and SQL aliases; [`Dimension::ALL`] is in the order of the full-grain allocation.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -22,35 +22,22 @@ pub enum Dimension {
     Account,
 }
 
+named_enum!(Dimension {
+    Day => "day",
+    Cluster => "cluster",
+    Namespace => "namespace",
+    Deployment => "deployment",
+    Pod => "pod",
+    Daemonset => "daemonset",
+    Container => "container",
+    Service => "service",
+    Account => "account",
+} from_str: DomainError, trimmed_lowercase, |given, allowed| DomainError::UnknownDimension {
+    given,
+    allowed
+});
+
 impl Dimension {
-    /// Every dimension, in the order of the full-grain allocation.
-    pub const ALL: [Dimension; 9] = [
-        Dimension::Day,
-        Dimension::Cluster,
-        Dimension::Namespace,
-        Dimension::Deployment,
-        Dimension::Pod,
-        Dimension::Daemonset,
-        Dimension::Container,
-        Dimension::Service,
-        Dimension::Account,
-    ];
-
-    /// The name used in requests, output columns and SQL aliases.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Day => "day",
-            Dimension::Cluster => "cluster",
-            Dimension::Namespace => "namespace",
-            Dimension::Deployment => "deployment",
-            Dimension::Pod => "pod",
-            Dimension::Daemonset => "daemonset",
-            Dimension::Container => "container",
-            Dimension::Service => "service",
-            Dimension::Account => "account",
-        }
-    }
-
     /// The Kubernetes concept behind this dimension, if it comes from a tag.
     pub fn concept(self) -> Option<Concept> {
         match self {
@@ -76,35 +63,6 @@ impl Dimension {
             out.push(dim);
         }
         Ok(out)
-    }
-
-    fn allowed() -> String {
-        Dimension::ALL
-            .iter()
-            .map(|d| d.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-impl fmt::Display for Dimension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Dimension {
-    type Err = DomainError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let wanted = text.trim().to_ascii_lowercase();
-        Dimension::ALL
-            .into_iter()
-            .find(|d| d.name() == wanted)
-            .ok_or_else(|| DomainError::UnknownDimension {
-                given: text.to_string(),
-                allowed: Dimension::allowed(),
-            })
     }
 }
 

@@ -4,7 +4,7 @@ use super::columns::ColumnSet;
 use super::error::DomainError;
 use std::fmt;
 
-/// The export format of the data. See billing-data.md §1.
+/// The export format of the data. See docs/cur-reference.md#formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Flavour {

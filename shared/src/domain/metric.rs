@@ -1,13 +1,14 @@
-//! The four cost metrics and the rule table that computes each from a line item (billing-data.md §3).
+//! The four cost metrics and the rule table that computes each from a line item
+//! (docs/cur-reference.md#cost-rules).
 
 use super::columns::ColumnSet;
 use super::error::DomainError;
 use super::expr::{Branch, Expr};
 use super::flavour::Flavour;
-use std::fmt;
-use std::str::FromStr;
+use super::named::named_enum;
 
-/// A cost metric, named as OpenCost and Kubecost name them.
+/// A cost metric, named as OpenCost and Kubecost name them (`amortizedNetCost`: the name in requests
+/// and CSV headers). Parsing accepts `amortizedNetCost`, `amortized_net_cost` or `AMORTIZEDNETCOST`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[derive(Default)]
@@ -23,24 +24,23 @@ pub enum CostMetric {
     AmortizedNetCost,
 }
 
+named_enum!(CostMetric {
+    ListCost => "listCost",
+    NetCost => "netCost",
+    AmortizedCost => "amortizedCost",
+    AmortizedNetCost => "amortizedNetCost",
+} from_str: DomainError, squashed, |given, allowed| DomainError::UnknownMetric { given, allowed });
+
+/// `text` trimmed, without `_` and `-`, lower-cased: `amortized_net_cost` → `amortizednetcost`.
+fn squashed(text: &str) -> String {
+    text.trim()
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .collect::<String>()
+        .to_lowercase()
+}
+
 impl CostMetric {
-    pub const ALL: [CostMetric; 4] = [
-        CostMetric::ListCost,
-        CostMetric::NetCost,
-        CostMetric::AmortizedCost,
-        CostMetric::AmortizedNetCost,
-    ];
-
-    /// `amortizedNetCost`: the name in requests and CSV headers.
-    pub fn name(self) -> &'static str {
-        match self {
-            CostMetric::ListCost => "listCost",
-            CostMetric::NetCost => "netCost",
-            CostMetric::AmortizedCost => "amortizedCost",
-            CostMetric::AmortizedNetCost => "amortizedNetCost",
-        }
-    }
-
     /// `amortized_net_cost`: the column alias in rendered SQL and engine results.
     pub fn sql_alias(self) -> &'static str {
         match self {
@@ -71,38 +71,7 @@ impl CostMetric {
     }
 }
 
-impl fmt::Display for CostMetric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for CostMetric {
-    type Err = DomainError;
-
-    /// Accepts `amortizedNetCost`, `amortized_net_cost` or `AMORTIZEDNETCOST`.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let squashed: String = text
-            .trim()
-            .chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .collect::<String>()
-            .to_lowercase();
-        CostMetric::ALL
-            .into_iter()
-            .find(|m| m.name().to_lowercase() == squashed)
-            .ok_or_else(|| DomainError::UnknownMetric {
-                given: text.to_string(),
-                allowed: CostMetric::ALL
-                    .iter()
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
-
-// Line item types whose cost is restated elsewhere (billing-data.md §3).
+// Line item types whose cost is restated elsewhere (docs/cur-reference.md#cost-rules).
 const DISCOUNTS_EXCLUDED_FROM_LIST: [&str; 2] = ["EdpDiscount", "PrivateRateDiscount"];
 
 fn types(names: &[&str]) -> Vec<String> {

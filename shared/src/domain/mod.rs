@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod expr;
 pub mod flavour;
 pub mod metric;
+pub(crate) mod named;
 pub mod plan;
 pub mod run;
 pub mod snapshot;

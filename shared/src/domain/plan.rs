@@ -130,7 +130,8 @@ pub struct AllocationPlan {
     pub warnings: Vec<Warning>,
 }
 
-/// `line_item_operation` values whose rows duplicate EC2 cost per pod or task (billing-data.md §3).
+/// `line_item_operation` values whose rows duplicate EC2 cost per pod or task
+/// (docs/cur-reference.md#cost-rules).
 pub const SPLIT_COST_OPERATIONS: [&str; 2] = ["EKSPod-EC2", "ECSTask-EC2"];
 
 struct FlavourColumns {

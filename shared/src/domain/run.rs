@@ -1,5 +1,6 @@
 //! Allocation runs: one per CUR delivery and billing period, from claim to serving snapshot.
 
+use super::named::named_enum;
 use super::snapshot::Fnv128;
 use super::window::BillingPeriod;
 
@@ -22,8 +23,9 @@ impl Delivery {
         format!("{}#{}#{}", self.root, self.period.label(), self.identity)
     }
 
-    /// Athena's `ClientRequestToken` for this run (32 to 128 characters, billing-data.md §4): a retried
-    /// ingest of the same delivery gets the same query back instead of starting a second one.
+    /// Athena's `ClientRequestToken` for this run (32 to 128 characters,
+    /// docs/cur-reference.md#athena): a retried ingest of the same delivery gets the same query
+    /// back instead of starting a second one.
     pub fn client_request_token(&self) -> String {
         let mut hash = Fnv128::new();
         hash.write(self.run_id().as_bytes());
@@ -55,31 +57,16 @@ pub enum RunState {
     Failed,
 }
 
+named_enum!(RunState {
+    Claimed => "CLAIMED",
+    Querying => "QUERYING",
+    Writing => "WRITING",
+    Serving => "SERVING",
+    Superseded => "SUPERSEDED",
+    Failed => "FAILED",
+} parse: exact);
+
 impl RunState {
-    pub fn name(self) -> &'static str {
-        match self {
-            RunState::Claimed => "CLAIMED",
-            RunState::Querying => "QUERYING",
-            RunState::Writing => "WRITING",
-            RunState::Serving => "SERVING",
-            RunState::Superseded => "SUPERSEDED",
-            RunState::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<RunState> {
-        [
-            RunState::Claimed,
-            RunState::Querying,
-            RunState::Writing,
-            RunState::Serving,
-            RunState::Superseded,
-            RunState::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.name() == text)
-    }
-
     /// Whether the run is over: a repeated event for it starts nothing.
     pub fn is_final(self) -> bool {
         matches!(
@@ -141,7 +128,7 @@ mod tests {
 
     #[test]
     fn states_round_trip_and_final_ones_are_known() {
-        for state in [RunState::Claimed, RunState::Writing, RunState::Failed] {
+        for state in RunState::ALL {
             assert_eq!(RunState::parse(state.name()), Some(state));
         }
         assert!(RunState::Serving.is_final());

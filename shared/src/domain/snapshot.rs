@@ -6,6 +6,7 @@ use super::allocation::{Allocation, AllocationRow, CostVector};
 use super::dimension::Dimension;
 use super::error::DomainError;
 use super::flavour::Flavour;
+use super::named::named_enum;
 use super::plan::Warning;
 use super::window::{BillingPeriod, UsageWindow};
 use chrono::NaiveDate;
@@ -21,16 +22,9 @@ pub enum Level {
     Full,
 }
 
+named_enum!(Level { Namespace => "namespace", Full => "full" } parse: exact);
+
 impl Level {
-    pub const ALL: [Level; 2] = [Level::Namespace, Level::Full];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Namespace => "namespace",
-            Level::Full => "full",
-        }
-    }
-
     /// The group key dimensions of this level, in key order.
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
@@ -50,10 +44,6 @@ impl Level {
         } else {
             Level::Full
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.name() == text)
     }
 }
 

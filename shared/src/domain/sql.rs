@@ -2,8 +2,9 @@
 //!
 //! Shape (both dialects): a derived table computes every per-line-item expression, the outer query
 //! only groups and sums. DataFusion plans the grouped `COUNT(DISTINCT …)` as a cheap two-phase
-//! aggregate only when no cast sits inside aggregate arguments (engine-notes.md), so all casts and
-//! CASEs live in the derived table. Every identifier is quoted and every literal escaped here.
+//! aggregate only when no cast sits inside aggregate arguments
+//! (docs/local-engine.md#grouped-distinct-count), so all casts and CASEs live in the derived table.
+//! Every identifier is quoted and every literal escaped here.
 
 use super::dimension::Dimension;
 use super::error::DomainError;
@@ -426,9 +427,10 @@ pub struct Partition {
     pub folder: String,
 }
 
-/// The partition of `period` for a table partitioned by `keys`: legacy CUR's `year`, `month` (month not
-/// zero padded) or CUR 2.0 / FOCUS `billing_period` (folder `BILLING_PERIOD=YYYY-MM`), billing-data.md §4.
-/// `None` for an unpartitioned table; an error for partition keys kubecur does not know.
+/// The partition of `period` for a table partitioned by `keys`: legacy CUR's `year`, `month` (month
+/// not zero padded) or CUR 2.0 / FOCUS `billing_period` (folder `BILLING_PERIOD=YYYY-MM`),
+/// docs/cur-reference.md#formats. `None` for an unpartitioned table; an error for partition keys
+/// kubecur does not know.
 pub fn period_partition(
     keys: &[String],
     period: BillingPeriod,
@@ -452,8 +454,8 @@ pub fn period_partition(
     }
 }
 
-/// Athena DDL adding `partition` at `location` (Hive syntax: backtick-quoted names, billing-data.md §4).
-/// `ADD IF NOT EXISTS` makes it safe to repeat.
+/// Athena DDL adding `partition` at `location` (Hive syntax: backtick-quoted names,
+/// docs/cur-reference.md#athena). `ADD IF NOT EXISTS` makes it safe to repeat.
 pub fn render_add_partition(
     database: &str,
     table: &str,

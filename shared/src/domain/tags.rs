@@ -3,9 +3,8 @@
 use super::columns::{aws_column_name, ColumnSet};
 use super::error::DomainError;
 use super::flavour::Flavour;
+use super::named::{named_enum, trimmed_lowercase};
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 /// A Kubernetes concept a resource can be tagged with.
 #[derive(
@@ -21,55 +20,19 @@ pub enum Concept {
     Container,
 }
 
+named_enum!(Concept {
+    Cluster => "cluster",
+    Namespace => "namespace",
+    Deployment => "deployment",
+    Pod => "pod",
+    Daemonset => "daemonset",
+    Container => "container",
+} from_str: String, trimmed_lowercase, |given, _| format!("unknown concept `{given}`"));
+
 impl Concept {
-    pub const ALL: [Concept; 6] = [
-        Concept::Cluster,
-        Concept::Namespace,
-        Concept::Deployment,
-        Concept::Pod,
-        Concept::Daemonset,
-        Concept::Container,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Concept::Cluster => "cluster",
-            Concept::Namespace => "namespace",
-            Concept::Deployment => "deployment",
-            Concept::Pod => "pod",
-            Concept::Daemonset => "daemonset",
-            Concept::Container => "container",
-        }
-    }
-
     /// The tag key engineers use by default: `kubernetes_namespace`, …
     pub fn default_key(self) -> String {
         format!("kubernetes_{}", self.name())
-    }
-
-    fn allowed() -> String {
-        Concept::ALL
-            .iter()
-            .map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-impl fmt::Display for Concept {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Concept {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let wanted = text.trim().to_ascii_lowercase();
-        Concept::ALL
-            .into_iter()
-            .find(|c| c.name() == wanted)
-            .ok_or_else(|| format!("unknown concept `{text}`"))
     }
 }
 
@@ -105,7 +68,7 @@ impl TagMapping {
         let invalid = |reason: &str| DomainError::InvalidTagMapping {
             given: spec.to_string(),
             reason: reason.to_string(),
-            allowed: Concept::allowed(),
+            allowed: Concept::names(),
         };
         let (concept, keys) = spec.split_once('=').ok_or_else(|| invalid("missing `=`"))?;
         let concept: Concept = concept.parse().map_err(|e: String| invalid(&e))?;
@@ -143,10 +106,10 @@ pub enum Resolution {
 ///
 /// Legacy CUR: the key becomes `resource_tags_user_<normalised>` (`aws:` keys `resource_tags_aws_…`) and
 /// must exist as a column. CUR 2.0: the same name without `resource_tags_` as a key of the
-/// `resource_tags` map. FOCUS: the key of the `tags` map as written, and also `user:<key>` because the
-/// key form of AWS's FOCUS export is unverified (billing-data.md §1). Map keys can only be checked
-/// against data, not columns: the allocation query counts each source's non-blank values
-/// ([`crate::domain::plan::AllocationPlan::presence`]).
+/// `resource_tags` map. FOCUS: the key of the `tags` map as written, and also `user:<key>` because
+/// the key form of AWS's FOCUS export is unverified (docs/cur-reference.md#formats). Map keys can
+/// only be checked against data, not columns: the allocation query counts each source's non-blank
+/// values ([`crate::domain::plan::AllocationPlan::presence`]).
 pub fn resolve_tag(flavour: Flavour, columns: &ColumnSet, key: &str) -> Resolution {
     let column_form = if key.starts_with("aws:") {
         aws_column_name(&format!("resourceTags/{key}"))

@@ -10,7 +10,8 @@ use crate::domain::snapshot::{build_snapshot, SnapshotInfo, SnapshotOrigin};
 use crate::ports::RunFailure;
 use crate::service::read_allocation;
 
-/// The parts of an `Athena Query State Change` event the writer acts on (billing-data.md §4).
+/// The parts of an `Athena Query State Change` event the writer acts on
+/// (docs/cur-reference.md#athena).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryEvent {
     pub query_id: String,

@@ -43,8 +43,8 @@ pub struct QueryStatus {
 pub struct Athena {
     client: Client,
     workgroup: String,
-    /// Explicit result location; `None` when the workgroup's enforced configuration sets it
-    /// (a workgroup with managed query results rejects an explicit one, billing-data.md §4).
+    /// Explicit result location; `None` when the workgroup's enforced configuration sets it (a
+    /// workgroup with managed query results rejects an explicit one, docs/cur-reference.md#athena).
     output_location: Option<String>,
 }
 

@@ -6,8 +6,9 @@
 //! - `kubecur_first_nonblank(value, …, fallback)` and `kubecur_nonblank(value)`: tag coalescing in one pass.
 //! - `kubecur_cost('<Expr JSON>', column, …)`: the domain's cost expression evaluated column-wise.
 //!
-//! They exist for speed (engine-notes.md; BENCHMARKS.md): DataFusion turns COALESCE into CASE and runs
-//! CASE chains over strings branch by branch, copying strings each time.
+//! They exist for speed (docs/local-engine.md#native-functions; BENCHMARKS.md): DataFusion turns
+//! COALESCE into CASE and runs CASE chains over strings branch by branch, copying strings each
+//! time.
 
 use crate::domain::expr::Expr;
 use datafusion::arrow::array::{

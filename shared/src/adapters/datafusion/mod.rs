@@ -101,8 +101,9 @@ impl DataFusionQueryEngine {
     ) -> Result<DataFusionQueryEngine, EngineError> {
         let location = CurLocation::parse(location)?;
         let mut config = SessionConfig::new();
-        // Plain Utf8 strings: view types make literals and columns disagree, which defeats the grouped
-        // COUNT(DISTINCT) rewrite (engine-notes.md) and makes CSV and Parquet groups unionable.
+        // Plain Utf8 strings: view types make literals and columns disagree, which defeats the
+        // grouped COUNT(DISTINCT) rewrite (docs/local-engine.md#grouped-distinct-count) and makes
+        // CSV and Parquet groups unionable.
         config
             .options_mut()
             .execution

@@ -9,7 +9,7 @@ use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiRequest, ApiResponse, MemoryStore};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::snapshot::{
-    build_snapshot, split_by_period, SnapshotInfo, SnapshotOrigin,
+    build_snapshot, split_by_period, undated, SnapshotInfo, SnapshotOrigin,
 };
 use kubecur_shared::domain::{AllocationRequest, Dimension};
 use kubecur_shared::ports::Progress;
@@ -30,6 +30,14 @@ pub async fn load(
     };
     let mut engine = DataFusionQueryEngine::open(cur, None, progress).await?;
     let full = service::allocate(&mut engine, &request).await?;
+    // Line items without a usage date fit no day: served nowhere, said here and in every period's warnings.
+    let (undated_items, undated_costs) = undated(&full)?;
+    if undated_items > 0 {
+        eprintln!(
+            "warning: {undated_items} line items have no usage date (amortizedNetCost {:.2}): they belong to no billing period and are not served",
+            undated_costs.get(kubecur_shared::domain::CostMetric::AmortizedNetCost)
+        );
+    }
     let store = MemoryStore::default();
     let version = chrono::Utc::now().timestamp_millis();
     let computed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

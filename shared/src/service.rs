@@ -1,10 +1,11 @@
 //! The allocation use case: plan against the engine's columns, run one query, read the result.
 
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
+use crate::domain::plan::Warning;
 use crate::domain::plan::{AllocationPlan, Presence};
 use crate::domain::sql::{
     render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
-    TAG_SOURCE_COLUMN_PREFIX,
+    TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
 use crate::ports::{EngineError, QueryEngine, ResultTable};
@@ -63,6 +64,9 @@ pub fn read_allocation(
             Presence::FromGroupKey(position) => Ok(Err(keys[position])),
         })
         .collect::<Result<_, _>>()?;
+    // Only the local engine counts unreadable tag cells (Athena reads typed maps): optional.
+    let unreadable_tags = result.position(UNREADABLE_TAGS_COLUMN);
+    let mut unreadable_count = 0u64;
     let mut tag_source_counts = vec![0u64; presence.len()];
     let number = |row: &[crate::ports::Cell], at: usize| {
         row[at].as_f64().ok_or_else(|| EngineError::Execution {
@@ -83,6 +87,9 @@ pub fn read_allocation(
                 Err(_) => 0,
             };
         }
+        if let Some(at) = unreadable_tags {
+            unreadable_count += number(row, at)? as u64;
+        }
         rows.push(AllocationRow {
             keys: keys.iter().map(|&at| row[at].as_text()).collect(),
             allocated: number(row, allocated)? != 0.0,
@@ -94,6 +101,11 @@ pub fn read_allocation(
     // A tag that no line item in the window carries is reported, never silently empty.
     let mut noted = plan.clone();
     noted.note_tag_presence(&tag_source_counts);
+    if unreadable_count > 0 {
+        noted.warnings.push(Warning::UnreadableTags {
+            line_items: unreadable_count,
+        });
+    }
     Ok(Allocation {
         flavour: plan.flavour,
         window: plan.window,
@@ -107,7 +119,6 @@ pub fn read_allocation(
 mod tests {
     use super::*;
     use crate::domain::columns::ColumnSet;
-    use crate::domain::plan::Warning;
     use crate::domain::tags::Concept;
     use crate::domain::Dimension;
     use crate::ports::Cell;

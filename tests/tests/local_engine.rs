@@ -488,3 +488,198 @@ async fn files_of_other_billing_periods_are_not_read() {
         );
     }
 }
+
+/// Writes `files` (name, contents) into a fresh directory and allocates it by namespace, no window.
+async fn allocate_files(
+    files: &[(&str, &[u8])],
+) -> (tempfile::TempDir, Result<Allocation, EngineError>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).expect("write");
+    }
+    let request = AllocationRequest {
+        group_by: vec![Dimension::Namespace],
+        ..AllocationRequest::default()
+    };
+    let result = match open(dir.path()).await {
+        Ok(mut engine) => service::allocate(&mut engine, &request).await,
+        Err(error) => Err(error),
+    };
+    (dir, result)
+}
+
+const LEGACY_HEADER: &str = "lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/ProductCode,lineItem/UsageAccountId,resourceTags/user:kubernetes_namespace";
+
+#[tokio::test]
+async fn non_finite_and_absurd_csv_costs_are_errors_naming_file_row_and_column() {
+    for bad in ["NaN", "nan", "inf", "-Infinity", "1e400", "-2e15", "3.4e38"] {
+        let csv = format!(
+            "{LEGACY_HEADER}\n2024-06-01T00:00:00Z,1.5,AmazonRDS,111122223333,payments\n2024-06-01T00:00:00Z,2.5,AmazonRDS,111122223333,web\n2024-06-02T00:00:00Z,{bad},AmazonS3,111122223333,payments\n"
+        );
+        let (_dir, result) = allocate_files(&[("cur-00001.csv", csv.as_bytes())]).await;
+        let err = match result {
+            Ok(allocation) => panic!("{bad}: allocated instead of failing: {:?}", allocation.rows),
+            Err(err) => err,
+        };
+        assert!(
+            matches!(err, EngineError::Input(_)),
+            "{bad}: not an input error: {err:?}"
+        );
+        let text = err.to_string();
+        for needle in [
+            "cur-00001.csv",
+            "data row 3",
+            "line_item_unblended_cost",
+            "not a finite amount",
+        ] {
+            assert!(
+                text.contains(needle),
+                "{bad}: missing `{needle}` in: {text}"
+            );
+        }
+    }
+    // The limit itself is a figure like any other.
+    let csv =
+        format!("{LEGACY_HEADER}\n2024-06-01T00:00:00Z,-1e15,AmazonRDS,111122223333,payments\n");
+    let (_dir, result) = allocate_files(&[("cur.csv", csv.as_bytes())]).await;
+    let allocation = result.expect("1e15 in magnitude is allowed");
+    assert_eq!(allocation.totals().get(CostMetric::ListCost), -1e15);
+}
+
+#[tokio::test]
+async fn non_finite_parquet_cost_names_the_row_group() {
+    use datafusion::arrow::array::{
+        ArrayRef, Float64Array, StringArray, TimestampMillisecondArray,
+    };
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    let rows = 10;
+    let mut costs = vec![1.0; rows];
+    costs[7] = f64::NAN;
+    let day = 1_717_200_000_000i64; // 2024-06-01T00:00:00Z
+    let batch = RecordBatch::try_from_iter([
+        (
+            "line_item_usage_start_date",
+            Arc::new(TimestampMillisecondArray::from(vec![day; rows])) as ArrayRef,
+        ),
+        (
+            "line_item_unblended_cost",
+            Arc::new(Float64Array::from(costs)) as ArrayRef,
+        ),
+        (
+            "line_item_product_code",
+            Arc::new(StringArray::from(vec!["AmazonRDS"; rows])) as ArrayRef,
+        ),
+        (
+            "line_item_usage_account_id",
+            Arc::new(StringArray::from(vec!["111122223333"; rows])) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let mut bytes = Vec::new();
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(4))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    let (_dir, result) = allocate_files(&[("part-00001.snappy.parquet", &bytes)]).await;
+    let text = result.err().expect("NaN is refused").to_string();
+    for needle in [
+        "part-00001.snappy.parquet",
+        "row group 1",
+        "row 8 of the file",
+        "line_item_unblended_cost",
+        "NaN",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in: {text}");
+    }
+}
+
+#[tokio::test]
+async fn unreadable_focus_tags_are_untagged_and_counted_in_one_warning() {
+    let csv = concat!(
+        "ChargePeriodStart,BilledCost,EffectiveCost,ListCost,ServiceName,SubAccountId,ResourceId,Tags\n",
+        "2024-06-01T00:00:00Z,1,1,1,Amazon RDS,111122223333,db-1,\"{\"\"kubernetes_namespace\"\":\"\"payments\"\"}\"\n",
+        "2024-06-01T00:00:00Z,2,2,2,Amazon RDS,111122223333,db-2,NULL\n",
+        "2024-06-01T00:00:00Z,4,4,4,Amazon RDS,111122223333,db-3,null\n",
+        "2024-06-01T00:00:00Z,8,8,8,Amazon RDS,111122223333,db-4,{not json\n",
+        "2024-06-01T00:00:00Z,16,16,16,Amazon RDS,111122223333,db-5,\"[\"\"a\"\"]\"\n",
+        "2024-06-01T00:00:00Z,32,32,32,Amazon RDS,111122223333,db-6,\n",
+        "2024-06-01T00:00:00Z,64,64,64,Amazon RDS,111122223333,db-7,\"{\"\"kubernetes_namespace\"\":{\"\"a\"\":1}}\"\n",
+    );
+    let (_dir, result) = allocate_files(&[("focus-00001.csv", csv.as_bytes())]).await;
+    let allocation = result.expect("unreadable tags never stop the run");
+    assert!(
+        allocation
+            .warnings
+            .contains(&Warning::UnreadableTags { line_items: 5 }),
+        "{:?}",
+        allocation.warnings
+    );
+    assert_eq!(
+        allocation
+            .warnings
+            .iter()
+            .filter(|w| matches!(w, Warning::UnreadableTags { .. }))
+            .count(),
+        1
+    );
+    let costs = per_key(&allocation);
+    assert_eq!(
+        costs[&vec!["payments".to_string()]][CostMetric::NetCost.index()],
+        1.0
+    );
+    assert_eq!(
+        costs[&vec![UNALLOCATED.to_string()]][CostMetric::NetCost.index()],
+        126.0
+    );
+    assert_eq!(allocation.totals().get(CostMetric::NetCost), 127.0);
+    let shown = Warning::UnreadableTags { line_items: 5 }.to_string();
+    assert_eq!(
+        shown,
+        "5 line items had unreadable tags; their cost is in `__unallocated__`"
+    );
+}
+
+#[tokio::test]
+async fn readable_tags_raise_no_unreadable_warning() {
+    let allocation = allocate_sample(SampleOutput::FocusCsv, &by_namespace()).await;
+    assert!(
+        !allocation
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::UnreadableTags { .. })),
+        "{:?}",
+        allocation.warnings
+    );
+}
+
+#[tokio::test]
+async fn twenty_thousand_copies_of_one_header_are_all_kept() {
+    let copies = 20_000;
+    let mut header = String::from("lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/ProductCode,lineItem/UsageAccountId");
+    let mut row = String::from("2024-06-01T00:00:00Z,2.5,AmazonRDS,111122223333");
+    for i in 0..copies {
+        header.push_str(",resourceTags/user:kubernetes_namespace");
+        // The last copy holds the value: a merged tag is read from whichever copy carries it.
+        row.push(',');
+        if i == copies - 1 {
+            row.push_str("payments");
+        }
+    }
+    let csv = format!("{header}\n{row}\n");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("cur.csv"), csv).expect("write");
+    let engine = open(dir.path()).await.expect("opens");
+    let names = engine.columns().names();
+    assert_eq!(names.len(), 4 + copies);
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len());
+    assert!(names.contains(&format!(
+        "resource_tags_user_kubernetes_namespace__dup{copies}"
+    )));
+}

@@ -89,6 +89,8 @@ async fn s3_export_allocates_like_the_same_files_on_disk() {
     }
     assert_eq!(s3.rows.len(), disk.rows.len());
 
+    odd_keys_are_read_as_the_objects_they_name(&store).await;
+
     let missing =
         DataFusionQueryEngine::open("s3://billing/no/such/prefix", None, Arc::new(NoProgress))
             .await;
@@ -100,6 +102,56 @@ async fn s3_export_allocates_like_the_same_files_on_disk() {
         err.contains("no CUR data files") && err.contains("s3://billing/no/such/prefix"),
         "{err}"
     );
+}
+
+/// Keys holding `#`, `?` and `%` (legal in S3: any UTF-8,
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>) are read as themselves,
+/// not as a URL's fragment, query or percent escape. Each file holds a distinct power of two, and decoys
+/// sit at the keys a misread URL would name, so any mix-up changes the total.
+async fn odd_keys_are_read_as_the_objects_they_name(store: &dyn ObjectStore) {
+    let header = "lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/ProductCode,lineItem/UsageAccountId\n";
+    let files = [
+        ("odd/2024#06/part-1.csv", 1.0),
+        ("odd/part?2.csv", 2.0),
+        ("odd/100%25-3.csv", 4.0),
+        ("odd/50%-4.csv", 8.0),
+        ("odd/a b+c-5.csv", 16.0),
+    ];
+    // Not data by name (no extension), so read only if a key is misread as one of them.
+    let decoys = ["odd/2024", "odd/part"];
+    for (key, cost) in files {
+        let body = format!("{header}2024-06-01T00:00:00Z,{cost},AmazonS3,111122223333\n");
+        let key = ObjectPath::parse(key).expect("a legal key");
+        store
+            .put(&key, PutPayload::from(body.into_bytes()))
+            .await
+            .expect("upload");
+    }
+    for key in decoys {
+        let body = format!("{header}2024-06-01T00:00:00Z,1000,AmazonS3,111122223333\n");
+        let key = ObjectPath::parse(key).expect("a legal key");
+        store
+            .put(&key, PutPayload::from(body.into_bytes()))
+            .await
+            .expect("upload");
+    }
+    let mut engine = DataFusionQueryEngine::open("s3://billing/odd", None, Arc::new(NoProgress))
+        .await
+        .expect("opens the odd keys");
+    let request = AllocationRequest {
+        group_by: vec![Dimension::Namespace],
+        ..AllocationRequest::default()
+    };
+    let allocation = service::allocate(&mut engine, &request)
+        .await
+        .expect("allocates the odd keys");
+    assert_eq!(
+        allocation.totals().get(CostMetric::ListCost),
+        31.0,
+        "every file read once, as itself"
+    );
+    assert_eq!(engine.discovery().files.len(), files.len());
+    assert_eq!(engine.discovery().skipped_unknown.len(), decoys.len());
 }
 
 /// Creates a bucket with a plain HTTP PUT (S3's CreateBucket), so the test needs no AWS SDK.

@@ -4,6 +4,18 @@
 
 use chrono::NaiveDate;
 
+/// The largest magnitude a single cost cell of a CUR may hold: 10^15 (a quadrillion in the billing
+/// currency, far beyond any real line item, yet exactly representable in a double with cents to spare).
+pub const MAX_COST_MAGNITUDE: f64 = 1e15;
+
+/// Whether a cost cell's value is one kubecur adds up: finite and at most [`MAX_COST_MAGNITUDE`] in
+/// magnitude. NaN, ±infinity and absurd figures (`1e400` read as infinity, `3.4e38`) are not: engines
+/// refuse the data with the file and column rather than summing them into a meaningless total.
+pub fn is_plausible_cost(value: f64) -> bool {
+    // NaN compares false, so it is refused too.
+    value.abs() <= MAX_COST_MAGNITUDE
+}
+
 /// A per-line-item cost expression. Every value is a double; a NULL cost column counts as 0.
 /// Serialisable so an engine can evaluate it natively (the local engine's `kubecur_cost` function).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,5 +150,27 @@ impl Expr {
 fn push_unique(out: &mut Vec<String>, column: &str) {
     if !out.iter().any(|c| c == column) {
         out.push(column.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plausible_costs_are_finite_and_at_most_a_quadrillion() {
+        for ok in [0.0, -0.0, 1.5, -1e15, 1e15, f64::MIN_POSITIVE] {
+            assert!(is_plausible_cost(ok), "{ok}");
+        }
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1.000_000_1e15,
+            -3.4e38,
+            f64::MAX,
+        ] {
+            assert!(!is_plausible_cost(bad), "{bad}");
+        }
     }
 }

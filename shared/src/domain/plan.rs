@@ -63,6 +63,14 @@ pub enum Warning {
     NoResourceIdColumn,
     /// No line item type column: every row takes the default cost rule.
     NoLineItemTypeColumn,
+    /// Line items whose tag cell could not be read (invalid JSON, the text `NULL`, a map of the wrong
+    /// type; [`super::tags::TagCell`]): read as untagged, so their cost is in `__unallocated__`.
+    #[serde(rename_all = "camelCase")]
+    UnreadableTags { line_items: u64 },
+    /// Line items without a usage date: they belong to no day, hence to no billing period's snapshot
+    /// (`kubecur serve`); their cost is in no served figure.
+    #[serde(rename_all = "camelCase")]
+    UndatedLineItems { line_items: u64 },
 }
 
 impl fmt::Display for Warning {
@@ -81,6 +89,15 @@ impl fmt::Display for Warning {
             Warning::NoLineItemTypeColumn => {
                 write!(f, "the data has no line item type column: every row is costed by the default rule")
             }
+            Warning::UnreadableTags { line_items } => write!(
+                f,
+                "{line_items} line items had unreadable tags; their cost is in `{}`",
+                super::UNALLOCATED
+            ),
+            Warning::UndatedLineItems { line_items } => write!(
+                f,
+                "{line_items} line items have no usage date: they belong to no day or billing period, and their cost is in no served figure"
+            ),
         }
     }
 }
@@ -289,6 +306,20 @@ impl AllocationPlan {
                     ColumnKind::Text
                 };
                 add(&column, kind);
+            }
+        }
+        out
+    }
+
+    /// The map (or, in CSV exports, JSON text) columns tags are read from, each once: the columns whose
+    /// unreadable cells the allocation counts ([`Warning::UnreadableTags`]).
+    pub fn tag_map_columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, _, source) in self.tag_sources() {
+            if let TagSource::MapKey { column, .. } = source {
+                if !out.contains(&column.as_str()) {
+                    out.push(column);
+                }
             }
         }
         out

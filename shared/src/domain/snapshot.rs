@@ -188,26 +188,63 @@ pub struct SnapshotOrigin {
     pub computed_at: String,
 }
 
-/// Splits a full-grain allocation (day included) into one allocation per billing period.
-pub fn split_by_period(
-    full: &Allocation,
-) -> Result<BTreeMap<BillingPeriod, Allocation>, DomainError> {
-    let day_at = full
-        .group_by
+fn day_position(full: &Allocation) -> Result<usize, DomainError> {
+    full.group_by
         .iter()
         .position(|d| *d == Dimension::Day)
         .ok_or_else(|| DomainError::InvalidWindow {
             what: "allocation result",
             given: format!("{:?}", full.group_by),
             reason: "splitting by billing period needs the day".into(),
-        })?;
+        })
+}
+
+/// The rows of a full-grain allocation whose line items have no usage date (an empty day key: the CUR
+/// cell was empty or NULL). Their line items and costs, for the warning.
+pub fn undated(full: &Allocation) -> Result<(u64, CostVector), DomainError> {
+    let day_at = day_position(full)?;
+    let mut line_items = 0;
+    let mut costs = CostVector::default();
+    for row in full
+        .rows
+        .iter()
+        .filter(|r| r.keys[day_at].trim().is_empty())
+    {
+        line_items += row.line_items;
+        for (sum, value) in costs.0.iter_mut().zip(row.costs.0) {
+            *sum += value;
+        }
+    }
+    Ok((line_items, costs))
+}
+
+/// Splits a full-grain allocation (day included) into one allocation per billing period.
+///
+/// Line items without a usage date belong to no day, hence to no period: they are left out and every
+/// period carries [`Warning::UndatedLineItems`] with their count ([`undated`] gives their cost), rather
+/// than one bad line item stopping the whole split. A day that is present but malformed is an error.
+pub fn split_by_period(
+    full: &Allocation,
+) -> Result<BTreeMap<BillingPeriod, Allocation>, DomainError> {
+    let day_at = day_position(full)?;
     let mut out: BTreeMap<BillingPeriod, Allocation> = BTreeMap::new();
     for row in &full.rows {
+        if row.keys[day_at].trim().is_empty() {
+            continue;
+        }
         let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
         out.entry(BillingPeriod::of(day))
             .or_insert_with(|| full.clone_without_rows())
             .rows
             .push(row.clone());
+    }
+    let (line_items, _) = undated(full)?;
+    if line_items > 0 {
+        for allocation in out.values_mut() {
+            allocation
+                .warnings
+                .push(Warning::UndatedLineItems { line_items });
+        }
     }
     Ok(out)
 }
@@ -494,5 +531,29 @@ mod tests {
             Level::serving(&[Dimension::Namespace, Dimension::Pod]),
             Level::Full
         );
+    }
+
+    #[test]
+    fn undated_line_items_are_counted_not_fatal() {
+        let u = crate::domain::UNALLOCATED;
+        let mut with_undated = full();
+        with_undated.rows.push(row(
+            ["", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
+            true,
+            4.0,
+            1,
+        ));
+        let periods = split_by_period(&with_undated).expect("an undated row is not fatal");
+        let june = BillingPeriod::parse("2024-06").expect("valid");
+        assert_eq!(periods.keys().copied().collect::<Vec<_>>(), vec![june]);
+        assert_eq!(periods[&june].rows.len(), full().rows.len());
+        assert!(periods[&june]
+            .warnings
+            .contains(&Warning::UndatedLineItems { line_items: 2 }));
+        let (line_items, costs) = undated(&with_undated).expect("full grain");
+        assert_eq!((line_items, costs.0[0]), (2, 4.0));
+        build_snapshot(&periods[&june]).expect("the dated rows build a snapshot");
+        let plain = split_by_period(&full()).expect("splits");
+        assert!(plain[&june].warnings.is_empty());
     }
 }

@@ -46,12 +46,20 @@ pub const LOCAL_NONBLANK_FUNCTION: &str = "kubecur_nonblank";
 /// slowly; the expression is the same one the Athena SQL is rendered from.
 pub const LOCAL_COST_FUNCTION: &str = "kubecur_cost";
 
+/// The local engine's `kubecur_unreadable_tags(map_or_json, …)`: 1 when a tag cell of the line item
+/// cannot be read ([`super::tags::TagCell::Unreadable`]), else 0.
+pub const LOCAL_UNREADABLE_TAGS_FUNCTION: &str = "kubecur_unreadable_tags";
+
 /// Output column of the allocated flag: 1 when the line item has a namespace tag.
 pub const ALLOCATED_COLUMN: &str = "allocated";
 /// Output column with the number of distinct non-empty resource ids in the group.
 pub const RESOURCES_COLUMN: &str = "resources";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
+/// Output column (DataFusion dialect only) with the number of line items whose tags could not be read.
+/// Athena needs none: AWS declares CUR 2.0 `resource_tags` and FOCUS `tags` as `map<string,string>`
+/// columns, which hold no text to misread (a NULL map is simply no tags).
+pub const UNREADABLE_TAGS_COLUMN: &str = "unreadable_tags";
 /// Prefix of the output columns `tag_source_<n>`: line items with a non-blank value from a tag source
 /// (see [`AllocationPlan::presence`]), so missing tags are reported without a second scan.
 pub const TAG_SOURCE_COLUMN_PREFIX: &str = "tag_source_";
@@ -361,6 +369,20 @@ impl Renderer<'_> {
                 counted += 1;
             }
         }
+        // CSV exports hold map columns as JSON text, which can be unreadable: counted, never fatal.
+        let maps = plan.tag_map_columns();
+        let count_unreadable = self.dialect == Dialect::DataFusion && !maps.is_empty();
+        if count_unreadable {
+            let maps = maps
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            inner.push(format!(
+                "{LOCAL_UNREADABLE_TAGS_FUNCTION}({}) AS {}",
+                maps.join(", "),
+                quote_ident(UNREADABLE_TAGS_COLUMN)?
+            ));
+        }
 
         let keys = plan
             .group_by
@@ -387,6 +409,10 @@ impl Renderer<'_> {
         ));
         for i in 0..counted {
             let alias = quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?;
+            outer.push(format!("SUM({alias}) AS {alias}"));
+        }
+        if count_unreadable {
+            let alias = quote_ident(UNREADABLE_TAGS_COLUMN)?;
             outer.push(format!("SUM({alias}) AS {alias}"));
         }
         let mut group = keys;

@@ -168,6 +168,62 @@ pub fn resolve_tag(flavour: Flavour, columns: &ColumnSet, key: &str) -> Resoluti
     }
 }
 
+/// What one tag cell holding text reads as: CUR 2.0 `resource_tags` and FOCUS `Tags` in CSV exports hold
+/// a JSON object (`{"user_team":"a"}`). Exporters also write blanks, the text `NULL`, or worse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagCell {
+    /// NULL, empty or whitespace: the line item has no tags. Not a problem.
+    Blank,
+    /// A JSON object whose values are strings, numbers, booleans or null.
+    Tags(serde_json::Map<String, serde_json::Value>),
+    /// Anything else: invalid JSON, `NULL`/`null`, an array, a bare string or number, an object holding
+    /// nested objects or arrays. The line item is read as untagged (its cost goes to `__unallocated__`)
+    /// and counted in one [`crate::domain::plan::Warning::UnreadableTags`]; the run never fails on it.
+    Unreadable,
+}
+
+impl TagCell {
+    /// Reads a tag cell held as text (`None` for SQL NULL).
+    pub fn read(text: Option<&str>) -> TagCell {
+        let Some(text) = text else {
+            return TagCell::Blank;
+        };
+        if text.trim().is_empty() {
+            return TagCell::Blank;
+        }
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+            Ok(object)
+                if object.values().all(|v| {
+                    !matches!(
+                        v,
+                        serde_json::Value::Object(_) | serde_json::Value::Array(_)
+                    )
+                }) =>
+            {
+                TagCell::Tags(object)
+            }
+            _ => TagCell::Unreadable,
+        }
+    }
+
+    /// The value of `key`: a string as is, a number or boolean as its JSON text; `None` when absent,
+    /// null, or the cell is blank or unreadable.
+    pub fn get(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let TagCell::Tags(object) = self else {
+            return None;
+        };
+        match object.get(key)? {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(value) => Some(std::borrow::Cow::Borrowed(value)),
+            other => Some(std::borrow::Cow::Owned(other.to_string())),
+        }
+    }
+
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, TagCell::Unreadable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +325,30 @@ mod tests {
                 key: "user:kubernetes_namespace".into()
             }
         );
+    }
+
+    #[test]
+    fn tag_cells_that_cannot_be_read_are_unreadable_not_errors() {
+        assert_eq!(TagCell::read(None), TagCell::Blank);
+        assert_eq!(TagCell::read(Some("  ")), TagCell::Blank);
+        let cell = TagCell::read(Some(r#"{"kubernetes_namespace":"支付","n":3,"x":null}"#));
+        assert_eq!(cell.get("kubernetes_namespace").as_deref(), Some("支付"));
+        assert_eq!(cell.get("n").as_deref(), Some("3"));
+        assert_eq!(cell.get("x"), None);
+        assert_eq!(cell.get("absent"), None);
+        for text in [
+            "NULL",
+            "null",
+            "{not json",
+            "[1,2]",
+            "\"text\"",
+            "42",
+            r#"{"a":{"b":"c"}}"#,
+            r#"{"a":["b"]}"#,
+        ] {
+            let cell = TagCell::read(Some(text));
+            assert!(cell.is_unreadable(), "{text}: {cell:?}");
+            assert_eq!(cell.get("a"), None, "{text}");
+        }
     }
 }

@@ -4,19 +4,24 @@
 //!   in Parquet) or in a JSON object held as text (the same columns in CSV exports). NULL when absent.
 //!   DataFusion's own `element_at` on maps returns a list, and it has no JSON functions without extra crates.
 //! - `kubecur_first_nonblank(value, …, fallback)` and `kubecur_nonblank(value)`: tag coalescing in one pass.
-//! - `kubecur_cost('<Expr JSON>', column, …)`: the domain's cost expression evaluated column-wise.
+//! - `kubecur_unreadable_tags(tags, …)`: 1 when a tag cell cannot be read ([`TagCell::Unreadable`]).
+//!   Such a cell reads as no tags in `kubecur_tag`: counted, never fatal.
+//! - `kubecur_cost('<Expr JSON>', column, …)`: the domain's cost expression evaluated column-wise. A cost
+//!   cell that is not plausible ([`is_plausible_cost`]: NaN, ±infinity, beyond ±1e15) fails the query
+//!   with an [`ImplausibleCost`] error, which the engine turns into one naming the file, row and column.
 //!
 //! They exist for speed (docs/local-engine.md#native-functions; BENCHMARKS.md): DataFusion turns
 //! COALESCE into CASE and runs CASE chains over strings branch by branch, copying strings each
 //! time.
 
-use crate::domain::expr::Expr;
+use crate::domain::expr::{is_plausible_cost, Expr, MAX_COST_MAGNITUDE};
+use crate::domain::tags::TagCell;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray, StringBuilder,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::common::{exec_err, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -40,6 +45,9 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(NonBlank {
             signature: Signature::any(1, Volatility::Immutable),
         }),
+        ScalarUDF::new_from_impl(UnreadableTags {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }),
         ScalarUDF::new_from_impl(Cost {
             signature: Signature::variadic_any(Volatility::Immutable),
         }),
@@ -55,10 +63,18 @@ fn as_utf8(array: &ArrayRef) -> Result<StringArray> {
     Ok(converted.as_string::<i32>().clone())
 }
 
+/// The keys and values of a map column as text, or `None` when they cannot be text (a map of the wrong
+/// type, e.g. `map<string, struct>`): then every cell of the column is unreadable.
+fn map_texts(array: &ArrayRef) -> Option<(StringArray, StringArray)> {
+    let maps = array.as_map();
+    Some((as_utf8(maps.keys()).ok()?, as_utf8(maps.values()).ok()?))
+}
+
 fn lookup_in_maps(array: &ArrayRef, key: &str) -> Result<ArrayRef> {
     let maps = array.as_map();
-    let keys = as_utf8(maps.keys())?;
-    let values = as_utf8(maps.values())?;
+    let Some((keys, values)) = map_texts(array) else {
+        return Ok(Arc::new(StringArray::new_null(array.len())));
+    };
     let offsets = maps.value_offsets();
     let mut out = StringBuilder::with_capacity(maps.len(), maps.len() * 8);
     for row in 0..maps.len() {
@@ -80,23 +96,9 @@ fn lookup_in_json(array: &ArrayRef, key: &str) -> Result<ArrayRef> {
     let texts = as_utf8(array)?;
     let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 8);
     for row in 0..texts.len() {
-        if texts.is_null(row) || texts.value(row).trim().is_empty() {
-            out.append_null();
-            continue;
-        }
-        let text = texts.value(row);
-        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
-            Ok(object) => object,
-            Err(error) => {
-                let shown: String = text.chars().take(80).collect();
-                return exec_err!("tags value is not a JSON object ({error}): {shown}");
-            }
-        };
-        match object.get(key) {
-            None | Some(serde_json::Value::Null) => out.append_null(),
-            Some(serde_json::Value::String(value)) => out.append_value(value),
-            Some(other) => out.append_value(other.to_string()),
-        }
+        // Blank and unreadable cells are no tags (unreadable ones are counted by UnreadableTags).
+        let cell = TagCell::read(texts.is_valid(row).then(|| texts.value(row)));
+        out.append_option(cell.get(key));
     }
     Ok(Arc::new(out.finish()))
 }
@@ -132,13 +134,119 @@ impl ScalarUDFImpl for TagLookup {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 lookup_in_json(&array, &key)?
             }
-            DataType::Null => Arc::new(StringArray::new_null(array.len())),
-            other => {
-                return exec_err!("kubecur_tag reads a map or a JSON text column, got {other}")
-            }
+            // Neither a map nor text (a list, a struct …): no cell can be read; counted as unreadable.
+            _ => Arc::new(StringArray::new_null(array.len())),
         };
         Ok(ColumnarValue::Array(result))
     }
+}
+
+/// 1 for each row where any of the given tag columns holds a cell that cannot be read.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct UnreadableTags {
+    signature: Signature,
+}
+
+/// Marks the rows of one tag column whose cell cannot be read.
+fn mark_unreadable(array: &ArrayRef, marks: &mut [bool]) -> Result<()> {
+    match array.data_type() {
+        DataType::Null => {}
+        DataType::Map(..) => {
+            if map_texts(array).is_none() {
+                for (row, mark) in marks.iter_mut().enumerate() {
+                    *mark |= array.is_valid(row);
+                }
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let texts = as_utf8(array)?;
+            for (row, mark) in marks.iter_mut().enumerate() {
+                if !*mark && texts.is_valid(row) {
+                    *mark = TagCell::read(Some(texts.value(row))).is_unreadable();
+                }
+            }
+        }
+        _ => {
+            for (row, mark) in marks.iter_mut().enumerate() {
+                *mark |= array.is_valid(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ScalarUDFImpl for UnreadableTags {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_UNREADABLE_TAGS_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let mut marks = vec![false; rows];
+        for arg in &args.args {
+            mark_unreadable(&arg.clone().into_array(rows)?, &mut marks)?;
+        }
+        let out = Int64Array::from_iter_values(marks.into_iter().map(i64::from));
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// A cost cell kubecur refuses to add up (see [`is_plausible_cost`]): the canonical column and the value
+/// as read. The engine locates the file and row (Parquet: row group) before reporting it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImplausibleCost {
+    pub column: String,
+    pub value: f64,
+}
+
+impl std::fmt::Display for ImplausibleCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cost column `{}` holds {}, which is not a finite amount within ±{MAX_COST_MAGNITUDE:e}",
+            self.column, self.value
+        )
+    }
+}
+
+impl std::error::Error for ImplausibleCost {}
+
+/// The [`ImplausibleCost`] anywhere in a query error's chain.
+pub fn implausible_cost(error: &DataFusionError) -> Option<ImplausibleCost> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(level) = current {
+        if let Some(found) = level.downcast_ref::<ImplausibleCost>() {
+            return Some(found.clone());
+        }
+        current = level.source();
+    }
+    None
+}
+
+/// The first value of `array` that is not a plausible cost.
+pub fn first_implausible(array: &Float64Array) -> Option<(usize, f64)> {
+    let values = array.values();
+    if array.null_count() == 0 {
+        // The common case: one tight pass over the values.
+        if values.iter().all(|v| is_plausible_cost(*v)) {
+            return None;
+        }
+        return values
+            .iter()
+            .position(|v| !is_plausible_cost(*v))
+            .map(|row| (row, values[row]));
+    }
+    (0..array.len())
+        .find(|&row| array.is_valid(row) && !is_plausible_cost(values[row]))
+        .map(|row| (row, values[row]))
 }
 
 fn text_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<StringArray>> {
@@ -433,12 +541,17 @@ impl ScalarUDFImpl for Cost {
                 } else {
                     cast(&array, &DataType::Float64)?
                 };
-                columns.numbers.insert(
-                    name,
-                    numbers
-                        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-                        .clone(),
-                );
+                let numbers = numbers
+                    .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .clone();
+                // NaN, infinities and absurd figures never reach a sum (one cheap pass per column).
+                if let Some((_, value)) = first_implausible(&numbers) {
+                    return Err(DataFusionError::External(Box::new(ImplausibleCost {
+                        column: name,
+                        value,
+                    })));
+                }
+                columns.numbers.insert(name, numbers);
             } else {
                 columns.texts.insert(
                     name,
@@ -491,14 +604,35 @@ mod tests {
     }
 
     #[test]
-    fn malformed_json_is_an_error_naming_the_value() {
-        let json: ArrayRef = Arc::new(StringArray::from(vec![Some("{not json")]));
-        let err = lookup_in_json(&json, "k")
-            .expect_err("malformed")
-            .to_string();
-        assert!(
-            err.contains("not a JSON object") && err.contains("{not json"),
-            "{err}"
+    fn unreadable_json_cells_are_no_tags_and_counted() -> Result<()> {
+        let json: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("{not json"),
+            Some("NULL"),
+            Some(r#"{"k":"v"}"#),
+            None,
+            Some(""),
+        ]));
+        let found = lookup_in_json(&json, "k")?;
+        let found = found.as_string::<i32>();
+        assert_eq!(
+            (0..5).map(|i| found.is_valid(i)).collect::<Vec<_>>(),
+            [false, false, true, false, false]
         );
+        let mut marks = vec![false; 5];
+        mark_unreadable(&json, &mut marks)?;
+        assert_eq!(marks, [true, true, false, false, false]);
+        Ok(())
+    }
+
+    #[test]
+    fn implausible_costs_are_found_with_and_without_nulls() {
+        let clean = Float64Array::from(vec![1.0, -2.5, 1e15]);
+        assert_eq!(first_implausible(&clean), None);
+        let nan = Float64Array::from(vec![1.0, f64::NAN]);
+        assert_eq!(first_implausible(&nan).map(|(row, _)| row), Some(1));
+        let with_nulls = Float64Array::from(vec![None, Some(2.0), Some(f64::NEG_INFINITY)]);
+        assert_eq!(first_implausible(&with_nulls), Some((2, f64::NEG_INFINITY)));
+        let huge = Float64Array::from(vec![Some(1.1e15), None]);
+        assert_eq!(first_implausible(&huge), Some((0, 1.1e15)));
     }
 }

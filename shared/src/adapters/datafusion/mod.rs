@@ -199,6 +199,153 @@ impl DataFusionQueryEngine {
     }
 }
 
+/// Where a bad cell is in one file: its row (0-based over the file's data rows) and, for Parquet, the
+/// row group holding it.
+struct CellPlace {
+    row: u64,
+    row_group: Option<usize>,
+}
+
+impl DataFusionQueryEngine {
+    /// Turns an implausible cost seen by the query into an input error naming the file, the row (CSV) or
+    /// row group (Parquet) and the column. Runs only after a query failed: it rescans the column file by
+    /// file, in order, with the same typing as the `cur` view.
+    async fn locate_implausible(&self, bad: &functions::ImplausibleCost) -> EngineError {
+        let rule = format!(
+            "the cost {} is not a finite amount within ±{:e}; kubecur adds up no such figure (fix or remove the line item)",
+            bad.value,
+            crate::domain::expr::MAX_COST_MAGNITUDE
+        );
+        for group in &self.groups {
+            let Some((_, raw)) = group
+                .canonical
+                .iter()
+                .find(|(canonical, _)| canonical.eq_ignore_ascii_case(&bad.column))
+            else {
+                continue;
+            };
+            for url in &group.files {
+                match self.find_implausible(group, url, raw).await {
+                    Ok(Some((place, value))) => {
+                        let file = source::short_name(&self.location, url);
+                        let at = match place.row_group {
+                            Some(row_group) => {
+                                format!("row group {row_group} (row {} of the file)", place.row + 1)
+                            }
+                            None => format!("data row {}", place.row + 1),
+                        };
+                        return EngineError::Input(format!(
+                            "`{file}` {at}, column `{raw}`: the cost {value} is not a finite amount within ±{:e}; kubecur adds up no such figure (fix or remove the line item)",
+                            crate::domain::expr::MAX_COST_MAGNITUDE
+                        ));
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::debug!(file = %url, error = %error, "Could not rescan a file for an implausible cost.")
+                    }
+                }
+            }
+        }
+        EngineError::Input(format!(
+            "{}: column `{}`: {rule} (the file holding it could not be found again)",
+            self.location.display(),
+            bad.column
+        ))
+    }
+
+    /// The first cell of `raw` in the file at `url` that is not a plausible cost, read exactly as the
+    /// `cur` view reads it, in file order (one partition).
+    async fn find_implausible(
+        &self,
+        group: &SourceGroup,
+        url: &str,
+        raw: &str,
+    ) -> Result<Option<(CellPlace, f64)>, EngineError> {
+        let field = group
+            .schema
+            .field_with_name(raw)
+            .map_err(|e| EngineError::Execution {
+                context: format!("reading column `{raw}`"),
+                source: Box::new(e),
+            })?;
+        let expr = typed(raw, field.data_type(), ColumnKind::Number)?;
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        config.options_mut().optimizer.repartition_file_scans = false;
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        let ctx = SessionContext::new_with_config_rt(config, self.ctx.runtime_env());
+        let single = SourceGroup {
+            table: "single_file".into(),
+            kind: group.kind,
+            files: vec![url.to_string()],
+            schema: group.schema.clone(),
+            canonical: Vec::new(),
+        };
+        register_group(&ctx, &single).await?;
+        let frame = ctx
+            .sql(&format!("SELECT {expr} AS \"value\" FROM \"single_file\""))
+            .await
+            .map_err(execution("rescanning a cost column"))?;
+        let mut stream = frame
+            .execute_stream()
+            .await
+            .map_err(execution("rescanning a cost column"))?;
+        let mut offset = 0u64;
+        let mut found = None;
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch.map_err(execution("rescanning a cost column"))?;
+            let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Float64)
+                .map_err(|e| EngineError::Execution {
+                    context: "rescanning a cost column".into(),
+                    source: Box::new(e),
+                })?;
+            if let Some((row, value)) =
+                functions::first_implausible(column.as_primitive::<Float64Type>())
+            {
+                found = Some((offset + row as u64, value));
+                break;
+            }
+            offset += batch.num_rows() as u64;
+        }
+        let Some((row, value)) = found else {
+            return Ok(None);
+        };
+        let row_group = match group.kind {
+            FileKind::Parquet => self.row_group_of(url, row).await,
+            FileKind::Csv { .. } => None,
+        };
+        Ok(Some((CellPlace { row, row_group }, value)))
+    }
+
+    /// The Parquet row group holding `row` of the file at `url`, from its footer.
+    async fn row_group_of(&self, url: &str, row: u64) -> Option<usize> {
+        use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
+        use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+        let file = self.discovery.files.iter().find(|f| f.url == url)?;
+        let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(
+            self.location.store_url().ok()?.as_str(),
+        )
+        .ok()?;
+        let store = self.ctx.runtime_env().object_store(&store_url).ok()?;
+        let mut reader = ParquetObjectReader::new(store, file.meta.location.clone())
+            .with_file_size(file.meta.size);
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+            .await
+            .ok()?;
+        let mut end = 0u64;
+        for (index, row_group) in metadata.metadata().row_groups().iter().enumerate() {
+            end += u64::try_from(row_group.num_rows()).unwrap_or(0);
+            if row < end {
+                return Some(index);
+            }
+        }
+        None
+    }
+}
+
 /// Groups files by encoding and schema. Parquet files are one group when their schemas merge
 /// (legacy CUR's schema changes month to month; missing columns read as NULL).
 fn group_files(
@@ -276,9 +423,10 @@ fn check_one_flavour(
         )));
     }
     let mut names: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for group in groups {
         for (canonical, _) in &group.canonical {
-            if !names.contains(canonical) {
+            if seen.insert(canonical.as_str()) {
                 names.push(canonical.clone());
             }
         }
@@ -465,8 +613,18 @@ impl QueryEngine for DataFusionQueryEngine {
                     self.progress.rows_read(rows as u64);
                 }
             }
-        }
-        .map_err(execution(format!("scanning {}", self.location.display())))?;
+        };
+        let batches = match batches {
+            Ok(batches) => batches,
+            Err(error) => {
+                if let Some(bad) = functions::implausible_cost(&error) {
+                    return Err(self.locate_implausible(&bad).await);
+                }
+                return Err(execution(format!("scanning {}", self.location.display()))(
+                    error,
+                ));
+            }
+        };
         to_result_table(&batches)
     }
 }

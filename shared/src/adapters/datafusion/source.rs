@@ -15,6 +15,7 @@ use datafusion::execution::context::SessionState;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -185,6 +186,20 @@ fn classify(
     }
 }
 
+/// The `s3://bucket/key` URL of an object, its key percent-encoded segment by segment: the listing
+/// table parses it as a URL, so a raw `#`, `?` or `%` in a key would name a different object (`#…` a
+/// fragment, `?…` a query, `%41` an `A`). S3 keys may hold any UTF-8
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>).
+pub fn s3_url(bucket: &str, key: &ObjectPath) -> Result<String, EngineError> {
+    let mut url = Url::parse(&format!("s3://{bucket}/"))
+        .map_err(|e| EngineError::Input(format!("`{bucket}` is not a usable bucket name: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| EngineError::Input(format!("`{bucket}` is not a usable bucket name")))?
+        .pop_if_empty()
+        .extend(key.parts().map(|part| part.as_ref().to_string()));
+    Ok(url.to_string())
+}
+
 /// Lists every data file at `location`, sorted by name, leaving out files whose path names a billing
 /// period the `window` does not touch (the local counterpart of Athena's partition predicates).
 ///
@@ -231,7 +246,17 @@ pub async fn discover(
             }
         }
         CurLocation::S3 { bucket, prefix } => {
-            let prefix_path = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+            // Parsed, not `ObjectPath::from`, which would percent-encode a `#`, `?` or `%` of the prefix.
+            let prefix_path = if prefix.is_empty() {
+                None
+            } else {
+                Some(ObjectPath::parse(prefix).map_err(|e| {
+                    EngineError::Input(format!(
+                        "`{}` is not a usable S3 prefix: {e}",
+                        location.display()
+                    ))
+                })?)
+            };
             let objects: Vec<ObjectMeta> = store
                 .list(prefix_path.as_ref())
                 .try_collect()
@@ -242,7 +267,7 @@ pub async fn discover(
                 })?;
             for meta in objects {
                 let key = meta.location.to_string();
-                let url = format!("s3://{bucket}/{key}");
+                let url = s3_url(bucket, &meta.location)?;
                 classify(&key, meta, url, window, &mut found);
             }
         }
@@ -289,19 +314,31 @@ pub struct FileSchema {
 
 /// Canonical names for raw names; a name that repeats (AWS merged `Team`/`team` into one column, but a
 /// CSV has both) gets `__dup2`, `__dup3`, … which tag resolution folds back together.
-fn canonical_names(raw: &[String]) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::with_capacity(raw.len());
+///
+/// Linear in the number of names: each base name remembers its next suffix, and a set answers "taken?"
+/// (a header of 20,000 copies of one name is 20,000 steps, not 20,000³).
+pub fn canonical_names(raw: &[String]) -> Vec<String> {
+    let mut taken: HashSet<String> = HashSet::with_capacity(raw.len());
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for name in raw {
         let base = canonical_column_name(name);
         let mut candidate = base.clone();
-        let mut n = 1;
-        while seen.contains(&candidate) {
-            n += 1;
-            candidate = format!("{base}__dup{n}");
+        if taken.contains(&candidate) {
+            let n = next_suffix.entry(base.clone()).or_insert(1);
+            loop {
+                *n += 1;
+                candidate = format!("{base}__dup{n}");
+                // A raw name can itself look like `x__dup2`: skip suffixes already taken.
+                if !taken.contains(&candidate) {
+                    break;
+                }
+            }
         }
-        seen.push(candidate);
+        taken.insert(candidate.clone());
+        out.push(candidate);
     }
-    seen
+    out
 }
 
 /// Reads one file's schema: the Parquet footer, or the CSV header line.
@@ -390,7 +427,7 @@ pub async fn read_schema(
 }
 
 /// Splits a CSV header line, honouring double quotes.
-fn parse_csv_header(line: &str) -> Vec<String> {
+pub fn parse_csv_header(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -466,6 +503,34 @@ mod tests {
                 "resource_tags_user_team",
                 "resource_tags_user_team__dup2"
             ]
+        );
+    }
+
+    #[test]
+    fn many_copies_of_one_header_get_distinct_names_in_order() {
+        let mut raw: Vec<String> = vec!["resourceTags/user:team".to_string(); 20_000];
+        // A raw name that already looks like a suffix must not be handed out twice.
+        raw.insert(1, "resource_tags_user_team__dup3".to_string());
+        let names = canonical_names(&raw);
+        assert_eq!(names.len(), raw.len());
+        let distinct: HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "names repeat");
+        assert_eq!(names[0], "resource_tags_user_team");
+        assert_eq!(names[1], "resource_tags_user_team__dup3");
+        assert_eq!(names[2], "resource_tags_user_team__dup2");
+        assert_eq!(names[3], "resource_tags_user_team__dup4");
+        assert_eq!(names[20_000], "resource_tags_user_team__dup20001");
+    }
+
+    #[test]
+    fn s3_urls_encode_what_a_url_would_misread() {
+        let key = ObjectPath::parse("exports/a#b/c?d/100%25 x.csv").expect("valid key");
+        let url = s3_url("billing", &key).expect("url");
+        assert_eq!(url, "s3://billing/exports/a%23b/c%3Fd/100%2525%20x.csv");
+        let parsed = Url::parse(&url).expect("parses");
+        assert_eq!(
+            ObjectPath::from_url_path(parsed.path()).expect("decodes"),
+            key
         );
     }
 

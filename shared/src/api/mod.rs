@@ -591,6 +591,167 @@ mod tests {
         assert_eq!(body["data"][0]["serving"]["lineItems"], 12);
     }
 
+    /// A store serving June 2024 from full-grain rows given as (day, namespace, deployment, cost).
+    fn store_of(rows: &[(&str, &str, &str, f64)]) -> MemoryStore {
+        let u = UNALLOCATED;
+        let full = Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by: Dimension::ALL.to_vec(),
+            rows: rows
+                .iter()
+                .map(|(day, ns, deployment, cost)| AllocationRow {
+                    keys: [
+                        *day,
+                        "prod",
+                        ns,
+                        deployment,
+                        u,
+                        u,
+                        u,
+                        "AmazonRDS",
+                        "111122223333",
+                    ]
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
+                    allocated: *ns != u,
+                    costs: CostVector([*cost; 4]),
+                    resources: 1,
+                    line_items: 1,
+                })
+                .collect(),
+            warnings: vec![],
+        };
+        let groups = build_snapshot(&full).expect("full grain");
+        let info = SnapshotInfo::describe(
+            &full,
+            &groups,
+            SnapshotOrigin {
+                period: BillingPeriod {
+                    year: 2024,
+                    month: 6,
+                },
+                version: 1,
+                run_id: "run".into(),
+                source: "exec-1".into(),
+                computed_at: "2024-07-01T07:00:00Z".into(),
+            },
+        );
+        let store = MemoryStore::default();
+        assert!(store.publish(info, groups));
+        store
+    }
+
+    /// Issue 9: `a/b` + `c` and `a` + `b/c` were both named `a/b/c`; the `data` map kept one of them.
+    #[tokio::test]
+    async fn groups_whose_joined_names_would_collide_stay_apart() {
+        let store = store_of(&[
+            ("2024-06-01", "a/b", "c", 1.0),
+            ("2024-06-01", "a", "b/c", 2.0),
+            ("2024-06-01", "100%", "x", 4.0),
+        ]);
+        let (status, body) = get(
+            &store,
+            "/allocation",
+            &[("window", "month"), ("aggregate", "namespace,deployment")],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let set = body["data"][0].as_object().expect("one set");
+        assert_eq!(set.len(), 3, "{body}");
+        assert_eq!(set["a%2Fb/c"]["properties"]["namespace"], "a/b");
+        assert_eq!(set["a%2Fb/c"]["name"], "a%2Fb/c");
+        assert_eq!(set["a/b%2Fc"]["properties"]["deployment"], "b/c");
+        assert_eq!(set["a/b%2Fc"]["totalCost"], 2.0);
+        assert_eq!(set["100%25/x"]["properties"]["namespace"], "100%");
+        let rows: f64 = set.values().filter_map(|g| g["totalCost"].as_f64()).sum();
+        assert_eq!(
+            rows,
+            body["meta"]["summary"]["total"].as_f64().expect("total")
+        );
+    }
+
+    /// Issue 9: a tag value `=1+2` was written as is (a formula when a spreadsheet opens the file).
+    #[tokio::test]
+    async fn csv_text_cells_cannot_start_a_formula_and_numbers_stay_numbers() {
+        let store = store_of(&[
+            ("2024-06-01", "=1+2", "@SUM(A1)", 1.0),
+            ("2024-06-01", "-team", "+x", -2.5),
+            ("2024-06-01", "\tab", "\rcr", 3.0),
+        ]);
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![
+                ("window".into(), "month".into()),
+                ("format".into(), "csv".into()),
+                ("aggregate".into(), "namespace,deployment".into()),
+            ],
+        };
+        let response = handle(&store, &request, today()).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let body = &response.body;
+        assert!(body.contains(",'=1+2,'@SUM(A1),true,1,"), "{body}");
+        assert!(body.contains(",'-team,'+x,true,-2.5,"), "{body}");
+        assert!(body.contains(",'\tab,\"'\rcr\",true,3,"), "{body}");
+    }
+
+    /// Issue 9: `window=0,253402300800` was answered (10 MB, 2.3 GB resident with `step=1d`).
+    #[tokio::test]
+    async fn windows_steps_and_groups_beyond_the_limits_are_refused_naming_the_limit() {
+        let store = store();
+        for (query, parameter, limit) in [
+            (vec![("window", "0,253402300800")], "window", "1096 days"),
+            (vec![("window", "1097d")], "window", "1096 days"),
+            (
+                vec![("window", "367d"), ("step", "1d")],
+                "step",
+                "366 steps",
+            ),
+        ] {
+            let (status, body) = get(&store, "/allocation", &query).await;
+            assert_eq!(status, 400, "{query:?}: {body}");
+            assert_eq!(body["error"]["parameter"], parameter, "{body}");
+            assert!(
+                body["error"]["allowed"]
+                    .as_str()
+                    .is_some_and(|a| a.contains(limit)),
+                "{body}"
+            );
+        }
+        let (status, _) = get(&store, "/allocation", &[("window", "366d"), ("step", "1d")]).await;
+        assert_eq!(status, 200);
+        let names: Vec<String> = (0..10_001).map(|i| format!("ns-{i}")).collect();
+        let rows: Vec<(&str, &str, &str, f64)> = names
+            .iter()
+            .map(|n| ("2024-06-01", n.as_str(), "web", 1.0))
+            .collect();
+        let (status, body) = get(&store_of(&rows), "/allocation", &[("window", "month")]).await;
+        assert_eq!(status, 400, "{}", body["meta"]);
+        assert_eq!(body["error"]["parameter"], "aggregate", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("10001 groups")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["allowed"]
+                .as_str()
+                .is_some_and(|a| a.contains("10000 groups")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_served() {
+        let (status, body) = get(&store(), "/openapi.json", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["openapi"], "3.1.0");
+        assert!(body["paths"]["/allocation"]["get"].is_object(), "{body}");
+    }
+
     struct Broken;
 
     impl SnapshotReader for Broken {

@@ -1,6 +1,6 @@
 //! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
 
-use kubecur_shared::api::csv_field;
+use kubecur_shared::api::{csv_field, group_name};
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -125,6 +125,7 @@ pub fn write_json(
         .into_iter()
         .map(|row| {
             let mut object = serde_json::Map::new();
+            object.insert("name".into(), group_name(&row.keys).into());
             for (dimension, key) in allocation.group_by.iter().zip(&row.keys) {
                 object.insert(dimension.name().to_string(), key.clone().into());
             }

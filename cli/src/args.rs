@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kubecur_shared::api::Limits;
 use std::path::PathBuf;
 
 /// Allocate out-of-cluster AWS cost (RDS, S3, EBS, DynamoDB …) to Kubernetes namespaces, deployments,
@@ -103,4 +104,26 @@ pub struct ServeArgs {
     /// Read a concept from other tag keys, first non-empty wins, e.g. namespace=app.kubernetes.io/part-of,team. Repeatable.
     #[arg(long = "tag-key", value_name = "CONCEPT=KEY[,KEY]")]
     pub tag_keys: Vec<String>,
+    /// Requests served at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Longest `window` a request may ask for, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = Limits::default().max_window_days, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub max_window_days: u32,
+    /// Most sets one request may ask for with `step=1d`.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_steps, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub max_steps: u32,
+    /// Most groups in one answer (summed over its sets).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_groups, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_groups: u32,
+}
+
+impl ServeArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_window_days: self.max_window_days,
+            max_steps: self.max_steps,
+            max_groups: self.max_groups,
+        }
+    }
 }

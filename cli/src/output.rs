@@ -1,6 +1,6 @@
 //! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
 
-use kubecur_shared::api::csv_field;
+use kubecur_shared::api::{csv_field, group_name};
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -125,6 +125,7 @@ pub fn write_json(
         .into_iter()
         .map(|row| {
             let mut object = serde_json::Map::new();
+            object.insert("name".into(), group_name(&row.keys).into());
             for (dimension, key) in allocation.group_by.iter().zip(&row.keys) {
                 object.insert(dimension.name().to_string(), key.clone().into());
             }
@@ -185,5 +186,31 @@ mod tests {
         assert_eq!(csv_field("payments"), "payments");
         assert_eq!(csv_field("CC-1234 \"core\""), "\"CC-1234 \"\"core\"\"\"");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+
+    /// Issue 9: a tag value `=1+2` was written as is (a formula when a spreadsheet opens the file).
+    #[test]
+    fn csv_text_cells_cannot_start_a_formula_and_numbers_stay_numbers() {
+        use kubecur_shared::domain::{AllocationRow, CostVector, Dimension, Flavour};
+        let row = |namespace: &str, cost: f64| AllocationRow {
+            keys: vec![namespace.to_string()],
+            allocated: true,
+            costs: CostVector([cost; 4]),
+            resources: 1,
+            line_items: 1,
+        };
+        let allocation = Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by: vec![Dimension::Namespace],
+            rows: vec![row("=1+2", 3.0), row("-team", -2.5), row("@x", 1.0)],
+            warnings: vec![],
+        };
+        let mut out = Vec::new();
+        write_csv(&mut out, &allocation, CostMetric::AmortizedNetCost).expect("written");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "namespace,amortizedNetCost\n'=1+2,3\n'@x,1\n'-team,-2.5\n"
+        );
     }
 }

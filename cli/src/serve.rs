@@ -6,7 +6,7 @@ use crate::args::ServeArgs;
 use crate::progress::TerminalProgress;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
-use kubecur_shared::api::{self, ApiRequest, ApiResponse, MemoryStore};
+use kubecur_shared::api::{self, ApiRequest, ApiResponse, Limits, MemoryStore};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::snapshot::{
     build_snapshot, split_by_period, undated, SnapshotInfo, SnapshotOrigin,
@@ -60,13 +60,50 @@ pub async fn load(
 }
 
 fn respond(request: tiny_http::Request, response: ApiResponse) {
+    let headers = response.headers();
     let mut reply =
         tiny_http::Response::from_string(response.body).with_status_code(response.status);
-    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", response.content_type) {
-        reply = reply.with_header(header);
+    for (name, value) in headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
+            reply = reply.with_header(header);
+        }
     }
     if let Err(err) = request.respond(reply) {
         tracing::warn!(error = %err, "Could not send a response.");
+    }
+}
+
+/// One worker: takes requests off the shared listener until it closes. Several run at once, each on
+/// its own thread; the store is read-only after loading, so they share it without contention.
+fn serve_requests(
+    server: &tiny_http::Server,
+    store: &MemoryStore,
+    runtime: &tokio::runtime::Handle,
+    limits: &Limits,
+) {
+    loop {
+        let request = match server.recv() {
+            Ok(request) => request,
+            Err(err) => {
+                tracing::warn!(error = %err, "The listener stopped.");
+                return;
+            }
+        };
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let response = match api::query_pairs(Some(query)) {
+            Ok(query) => {
+                let api_request = ApiRequest {
+                    method: request.method().as_str().to_string(),
+                    path: path.to_string(),
+                    query,
+                };
+                let today = chrono::Utc::now().date_naive();
+                runtime.block_on(api::handle_with_limits(store, &api_request, today, limits))
+            }
+            Err(reason) => ApiResponse::bad_query(&reason),
+        };
+        respond(request, response);
     }
 }
 
@@ -75,32 +112,31 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let loaded = load(&args.cur, &args.tag_keys, progress.clone()).await;
     progress.finish();
     let store = Arc::new(loaded?);
-    let server = tiny_http::Server::http(&args.listen)
-        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let server = Arc::new(
+        tiny_http::Server::http(&args.listen)
+            .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?,
+    );
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let limits = args.limits();
     eprintln!(
-        "serving http://{}/allocation?window=month&aggregate=namespace and /status (Ctrl-C stops)",
+        "serving http://{}/allocation?window=month&aggregate=namespace, /status and /openapi.json with {threads} threads (Ctrl-C stops)",
         args.listen
     );
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        for request in server.incoming_requests() {
-            let url = request.url().to_string();
-            let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-            let response = match api::query_pairs(Some(query)) {
-                Ok(query) => {
-                    let api_request = ApiRequest {
-                        method: request.method().as_str().to_string(),
-                        path: path.to_string(),
-                        query,
-                    };
-                    let today = chrono::Utc::now().date_naive();
-                    runtime.block_on(api::handle(store.as_ref(), &api_request, today))
-                }
-                Err(reason) => ApiResponse::bad_query(&reason),
-            };
-            respond(request, response);
-        }
-    })
-    .await
-    .map_err(|e| CliError::Failed(format!("the server stopped: {e}")))
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (server, store, runtime) = (server.clone(), store.clone(), runtime.clone());
+            tokio::task::spawn_blocking(move || serve_requests(&server, &store, &runtime, &limits))
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .await
+            .map_err(|e| CliError::Failed(format!("the server stopped: {e}")))?;
+    }
+    Ok(())
 }

@@ -263,6 +263,28 @@ fn serve_answers_the_api_with_allocates_numbers() {
     };
     let response = get("/allocation?window=2024-06-01T00%3A00%3A00Z%2C2024-07-01T00%3A00%3A00Z&aggregate=namespace");
     let missing = get("/allocation?window=7d&costMetric=blended");
+    let openapi = get("/openapi.json");
+    let not_allowed = {
+        let mut stream = std::net::TcpStream::connect(&listen).expect("connects");
+        write!(
+            stream,
+            "DELETE /status HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+    };
+    // Requests in parallel all get the same, complete answer.
+    let by_pod =
+        "/allocation?window=2024-06-01T00%3A00%3A00Z%2C2024-07-01T00%3A00%3A00Z&aggregate=pod";
+    let parallel: Vec<Option<String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8).map(|_| scope.spawn(|| get(by_pod))).collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().ok().flatten())
+            .collect()
+    });
     let _ = server.kill();
     let _ = server.wait();
     assert!(status.contains("\"2024-06\""), "{status}");
@@ -278,6 +300,29 @@ fn serve_answers_the_api_with_allocates_numbers() {
     let missing = missing.expect("an answer");
     assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
     assert!(missing.contains("costMetric"), "{missing}");
+    let openapi = openapi.expect("an answer");
+    assert!(openapi.starts_with("HTTP/1.1 200"), "{openapi}");
+    assert!(openapi.contains("\"openapi\": \"3.1.0\""), "{openapi}");
+    assert!(not_allowed.starts_with("HTTP/1.1 405"), "{not_allowed}");
+    assert!(
+        not_allowed
+            .to_ascii_lowercase()
+            .contains("allow: get, head"),
+        "{not_allowed}"
+    );
+    let body_of = |response: &str| {
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    };
+    let first = parallel[0].as_deref().map(body_of).expect("an answer");
+    assert!(first.contains("\"pod\""), "{first}");
+    for response in &parallel {
+        let response = response.as_deref().expect("every request is answered");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(body_of(response), first);
+    }
 
     let out = kubecur(&[
         "allocate",

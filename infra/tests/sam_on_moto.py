@@ -76,7 +76,7 @@ FUNCTIONS = {
         900,
         {"KUBECUR_TABLE", "KUBECUR_ATHENA_WORKGROUP", "KUBECUR_LOG"},
     ),
-    "AllocationApiFunction": ("allocation-api", 256, 29, {"KUBECUR_TABLE", "KUBECUR_LOG"}),
+    "AllocationApiFunction": ("allocation-api", 256, 29, {"KUBECUR_TABLE", "KUBECUR_LOG", "KUBECUR_API_MAX_WINDOW_DAYS", "KUBECUR_API_MAX_STEPS", "KUBECUR_API_MAX_GROUPS"}),
 }
 
 
@@ -510,6 +510,10 @@ def deploy(cfn_path: str) -> int:
         ingest_env = lam.get_function_configuration(FunctionName=f"{prefix}-cur-ingest")["Environment"]["Variables"]
         c.equal("cur-ingest database/table/tag keys", (ingest_env.get("KUBECUR_ATHENA_DATABASE"), ingest_env.get("KUBECUR_ATHENA_TABLE"), ingest_env.get("KUBECUR_TAG_KEYS")), (PARAMS["GlueDatabase"], PARAMS["GlueTable"], PARAMS["TagKeys"]))
 
+        api_env = lam.get_function_configuration(FunctionName=f"{prefix}-allocation-api")["Environment"]["Variables"]
+        # str(): moto hands Number parameters back as numbers; Lambda stores every variable as text.
+        c.equal("allocation-api limits are the parameters' defaults", tuple(str(api_env.get(f"KUBECUR_API_MAX_{n}")) for n in ("WINDOW_DAYS", "STEPS", "GROUPS")), ("1096", "366", "10000"))
+
         # --- EventBridge rules, targets and permissions
         print("eventbridge rules:")
         expected_rules = {
@@ -564,7 +568,7 @@ def deploy(cfn_path: str) -> int:
         c.equal(
             "allocation-api invoke permissions, one per route, scoped to the execute-api ARN (API id is a stand-in: HttpApi not deployed)",
             sorted(g["Condition"]["ArnLike"]["AWS:SourceArn"] for g in api_grants),
-            [f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/allocation", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/status"],
+            [f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/allocation", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/openapi.json", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/status"],
         )
 
         # --- what moto could not deploy: static checks of the translated template only
@@ -585,12 +589,13 @@ def deploy(cfn_path: str) -> int:
             c.check(f"static: {fid} async retries 2, max age 6 h, on-failure -> {qid}", ic.get("MaximumRetryAttempts") == 2 and ic.get("MaximumEventAgeInSeconds") == 21600 and ic.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": [qid, "Arn"]}, ic)
         c.equal("static: no invoke config for the synchronous API function", "AllocationApiFunction" in invoke_configs, False)
         routes = {props(l)["RouteKey"]: props(l) for l, r in res.items() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-        c.equal("static: routes", sorted(routes), ["GET /allocation", "GET /status"])
+        c.equal("static: routes", sorted(routes), ["GET /allocation", "GET /openapi.json", "GET /status"])
         c.check("static: routes authorize with AWS_IAM unless JWT", all(r["AuthorizationType"] == {"Fn::If": ["UseJwt", "JWT", "AWS_IAM"]} for r in routes.values()), routes)
         integ = props("HttpApiIntegration")
         c.equal("static: integration", (integ["IntegrationType"], integ["PayloadFormatVersion"], integ["IntegrationUri"]), ("AWS_PROXY", "2.0", {"Fn::GetAtt": ["AllocationApiFunction", "Arn"]}))
         c.equal("static: JWT authorizer only with UseJwt", res["HttpApiJwtAuthorizer"].get("Condition"), "UseJwt")
         c.equal("static: stage access logs", props("HttpApiStage")["AccessLogSettings"]["DestinationArn"], {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]})
+        c.equal("static: stage throttling as Terraform's (burst 50, 20/s)", props("HttpApiStage").get("DefaultRouteSettings"), {"ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 20})
         mf = props("FailedAllocationRunsMetricFilter")
         c.check("static: metric filter on the writer log group -> kubecur/FailedAllocationRuns", mf["LogGroupName"] == {"Ref": "AllocationWriterLogGroup"} and "Allocation run failed" in mf["FilterPattern"] and mf["MetricTransformations"][0]["MetricNamespace"] == "kubecur" and mf["MetricTransformations"][0]["MetricName"] == "FailedAllocationRuns", mf)
         alarms = {l: props(l) for l, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
@@ -635,7 +640,7 @@ def deploy(cfn_path: str) -> int:
         c.equal("static: export only with CreateDataExport, after the bucket policy", (res["CurDataExport"].get("Condition"), res["CurDataExport"].get("DependsOn")), ("CreateDataExportCondition", "ExportBucketPolicy"))
         if "CurGlueDatabase" in dict(stripped):
             c.equal("static: Glue database named by the parameter", props("CurGlueDatabase")["DatabaseInput"]["Name"], {"Ref": "GlueDatabase"})
-        covered = {"ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
+        covered = {"ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "OpenApiRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
         covered |= set(alarms) | {l for l, r in res.items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
         unchecked = sorted(l for l, _t in stripped if l not in covered)
         c.equal("every stripped resource has a static check", unchecked, [])

@@ -2,6 +2,7 @@
 //! Terraform and SAM set (`infra/`); [`INGEST_VARS`], [`WRITER_VARS`] and [`API_VARS`] list them per
 //! function for the test that checks the three agree.
 
+use crate::api::Limits;
 use crate::domain::{DomainError, TagMapping};
 
 /// DynamoDB table holding runs, pointers and snapshots (all three functions).
@@ -19,6 +20,11 @@ pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
 pub const DDL_TIMEOUT_SECONDS: &str = "KUBECUR_DDL_TIMEOUT_SECONDS";
 /// Optional log filter of every function (`info` by default; `debug` logs the rendered SQL).
 pub const LOG: &str = "KUBECUR_LOG";
+/// Optional limits of one `GET /allocation` (api): the longest window in days (default 1,096), the
+/// most `step=1d` sets (default 366), the most groups in one answer (default 10,000).
+pub const API_MAX_WINDOW_DAYS: &str = "KUBECUR_API_MAX_WINDOW_DAYS";
+pub const API_MAX_STEPS: &str = "KUBECUR_API_MAX_STEPS";
+pub const API_MAX_GROUPS: &str = "KUBECUR_API_MAX_GROUPS";
 
 /// What each function reads: (required, optional).
 pub const INGEST_VARS: (&[&str], &[&str]) = (
@@ -26,7 +32,10 @@ pub const INGEST_VARS: (&[&str], &[&str]) = (
     &[ATHENA_OUTPUT, TAG_KEYS, DDL_TIMEOUT_SECONDS, LOG],
 );
 pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
-pub const API_VARS: (&[&str], &[&str]) = (&[TABLE], &[LOG]);
+pub const API_VARS: (&[&str], &[&str]) = (
+    &[TABLE],
+    &[LOG, API_MAX_WINDOW_DAYS, API_MAX_STEPS, API_MAX_GROUPS],
+);
 
 /// A missing or invalid variable, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +88,7 @@ pub struct WriterConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     pub table: String,
+    pub limits: Limits,
 }
 
 /// Builds the tag mapping from override specs (`CONCEPT=KEY[,KEY]`).
@@ -150,10 +160,41 @@ impl WriterConfig {
     }
 }
 
+/// An optional whole number from 1 to `max`, or `default` when unset.
+fn bounded(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    match optional(lookup, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ConfigError {
+                name,
+                reason: format!("`{v}` is not a whole number from 1 to {max}"),
+            }),
+    }
+}
+
 impl ApiConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ApiConfig, ConfigError> {
+        let defaults = Limits::default();
         Ok(ApiConfig {
             table: required(&lookup, TABLE)?,
+            limits: Limits {
+                max_window_days: bounded(
+                    &lookup,
+                    API_MAX_WINDOW_DAYS,
+                    defaults.max_window_days,
+                    36_600,
+                )?,
+                max_steps: bounded(&lookup, API_MAX_STEPS, defaults.max_steps, 36_600)?,
+                max_groups: bounded(&lookup, API_MAX_GROUPS, defaults.max_groups, 10_000_000)?,
+            },
         })
     }
 }
@@ -207,5 +248,36 @@ mod tests {
         }
         let err = WriterConfig::from_lookup(env(&[(TABLE, "t")])).expect_err("no workgroup");
         assert_eq!(err.name, ATHENA_WORKGROUP);
+    }
+
+    #[test]
+    fn api_limits_default_and_each_bad_one_is_named() {
+        let config = ApiConfig::from_lookup(env(&[(TABLE, "t")])).expect("valid");
+        assert_eq!(config.limits, Limits::default());
+        let config = ApiConfig::from_lookup(env(&[
+            (TABLE, "t"),
+            (API_MAX_WINDOW_DAYS, "400"),
+            (API_MAX_STEPS, " 31 "),
+            (API_MAX_GROUPS, "500"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.limits,
+            Limits {
+                max_window_days: 400,
+                max_steps: 31,
+                max_groups: 500
+            }
+        );
+        for (name, value) in [
+            (API_MAX_WINDOW_DAYS, "0"),
+            (API_MAX_STEPS, "-1"),
+            (API_MAX_GROUPS, "many"),
+            (API_MAX_GROUPS, "10000001"),
+        ] {
+            let err = ApiConfig::from_lookup(env(&[(TABLE, "t"), (name, value)])).expect_err(name);
+            assert_eq!(err.name, name, "{err}");
+            assert!(err.reason.contains(value), "{err}");
+        }
     }
 }

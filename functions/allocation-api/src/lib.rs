@@ -1,11 +1,20 @@
 //! allocation-api: API Gateway HTTP API (payload v2) → the shared allocation API over DynamoDB.
 
-use kubecur_shared::api::{self, ApiRequest, ApiResponse};
+use kubecur_shared::api::{self, ApiRequest, ApiResponse, Limits};
 use kubecur_shared::ports::SnapshotReader;
 use lambda_http::{Body, Request, Response};
 
-/// Serves one API Gateway request.
+/// Serves one API Gateway request under the default [`Limits`].
 pub async fn handle<S: SnapshotReader>(store: &S, request: Request) -> Response<Body> {
+    handle_with_limits(store, &Limits::default(), request).await
+}
+
+/// Serves one API Gateway request under `limits` (from the function's configuration).
+pub async fn handle_with_limits<S: SnapshotReader>(
+    store: &S,
+    limits: &Limits,
+    request: Request,
+) -> Response<Body> {
     let today = chrono::Utc::now().date_naive();
     let response = match api::query_pairs(request.uri().query()) {
         Ok(query) => {
@@ -14,7 +23,7 @@ pub async fn handle<S: SnapshotReader>(store: &S, request: Request) -> Response<
                 path: request.uri().path().to_string(),
                 query,
             };
-            api::handle(store, &api_request, today).await
+            api::handle_with_limits(store, &api_request, today, limits).await
         }
         Err(reason) => ApiResponse::bad_query(&reason),
     };
@@ -22,12 +31,17 @@ pub async fn handle<S: SnapshotReader>(store: &S, request: Request) -> Response<
 }
 
 fn into_response(response: ApiResponse) -> Response<Body> {
+    let headers = response.headers();
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = lambda_http::http::StatusCode::from_u16(response.status)
         .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(value) = lambda_http::http::HeaderValue::from_str(response.content_type) {
-        out.headers_mut()
-            .insert(lambda_http::http::header::CONTENT_TYPE, value);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            lambda_http::http::HeaderName::from_bytes(name.as_bytes()),
+            lambda_http::http::HeaderValue::from_str(value),
+        ) {
+            out.headers_mut().insert(name, value);
+        }
     }
     out
 }

@@ -4,14 +4,17 @@
 //! Routes (OpenCost's conventions where OpenCost has one):
 //! - `GET /allocation?window=…&aggregate=…&accumulate=…&step=…&costMetric=…&filter<Dimension>s=…&format=json|csv`
 //! - `GET /status`
+//! - `GET /openapi.json`: the OpenAPI 3.1 document of these routes (`openapi.json` beside this file)
 
 mod memory;
 mod params;
+#[cfg(test)]
+mod schema_check;
 
 pub use memory::MemoryStore;
-pub use params::{AllocationQuery, ParamError};
+pub use params::{allocation_parameters, AllocationQuery, Limits, ParamError};
 
-use crate::domain::allocation::Allocation;
+use crate::domain::allocation::{Allocation, AllocationRow};
 use crate::domain::delivery::decode_event_key;
 use crate::domain::snapshot::{answer, Level, SnapshotGroup};
 use crate::domain::{CostMetric, UsageWindow};
@@ -48,6 +51,16 @@ impl ApiResponse {
         }
     }
 
+    /// The headers a transport sends with the body: its content type, and on a 405 the methods the
+    /// route allows (`Allow` is required there: https://www.rfc-editor.org/rfc/rfc9110#section-15.5.6).
+    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut headers = vec![("Content-Type", self.content_type)];
+        if self.status == 405 {
+            headers.push(("Allow", "GET, HEAD"));
+        }
+        headers
+    }
+
     /// 400 for a query string that cannot be decoded at all.
     pub fn bad_query(reason: &str) -> ApiResponse {
         ApiResponse::error(
@@ -65,19 +78,34 @@ impl ApiResponse {
     }
 }
 
-/// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
-/// Never panics and never returns an empty success for a failure: bad parameters are 400 naming the
-/// parameter, unknown routes 404, store failures 500 with an opaque id (details go to the log only).
+/// The OpenAPI 3.1 document of the API, served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Serves one request under the default [`Limits`]; see [`handle_with_limits`].
 pub async fn handle<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
 ) -> ApiResponse {
+    handle_with_limits(store, request, today, &Limits::default()).await
+}
+
+/// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
+/// Never panics and never returns an empty success for a failure: bad parameters and requests beyond
+/// `limits` are 400 naming the parameter, unknown routes 404, store failures 500 with an opaque id
+/// (details go to the log only).
+pub async fn handle_with_limits<S: SnapshotReader>(
+    store: &S,
+    request: &ApiRequest,
+    today: NaiveDate,
+    limits: &Limits,
+) -> ApiResponse {
     let path = request.path.trim_end_matches('/');
     let route = match (request.method.as_str(), path) {
         ("GET" | "HEAD", "/allocation") => Route::Allocation,
         ("GET" | "HEAD", "/status") => Route::Status,
-        (_, "/allocation" | "/status") => {
+        ("GET" | "HEAD", "/openapi.json") => Route::OpenApi,
+        (_, "/allocation" | "/status" | "/openapi.json") => {
             return ApiResponse::error(
                 405,
                 json!({ "message": format!("{} is not allowed on {path}; use GET", request.method) }),
@@ -86,17 +114,27 @@ pub async fn handle<S: SnapshotReader>(
         _ => {
             return ApiResponse::error(
                 404,
-                json!({ "message": format!("no route {} {}; routes: GET /allocation, GET /status", request.method, request.path) }),
+                json!({ "message": format!("no route {} {}; routes: GET /allocation, GET /status, GET /openapi.json", request.method, request.path) }),
             )
         }
     };
     let result = match route {
-        Route::Allocation => match AllocationQuery::parse(&request.query, today) {
-            Ok(query) => allocation(store, &query).await,
-            Err(err) => return ApiResponse::error(400, json!({ "error": err })),
-        },
+        Route::Allocation => {
+            match AllocationQuery::parse_with_limits(&request.query, today, limits) {
+                Ok(query) => allocation(store, &query, limits).await,
+                Err(err) => return ApiResponse::error(400, json!({ "error": err })),
+            }
+        }
         Route::Status => match params::reject_unknown(&request.query, &[]) {
             Ok(()) => status(store).await,
+            Err(err) => return ApiResponse::error(400, json!({ "error": err })),
+        },
+        Route::OpenApi => match params::reject_unknown(&request.query, &[]) {
+            Ok(()) => Ok(ApiResponse {
+                status: 200,
+                content_type: JSON,
+                body: OPENAPI.to_string(),
+            }),
             Err(err) => return ApiResponse::error(400, json!({ "error": err })),
         },
     };
@@ -113,6 +151,7 @@ pub async fn handle<S: SnapshotReader>(
 enum Route {
     Allocation,
     Status,
+    OpenApi,
 }
 
 /// An id to find a failure in the logs by, without putting its details in the response.
@@ -133,6 +172,7 @@ fn error_id() -> String {
 async fn allocation<S: SnapshotReader>(
     store: &S,
     query: &AllocationQuery,
+    limits: &Limits,
 ) -> Result<ApiResponse, StoreError> {
     let periods = query.window.billing_periods();
     let pointers = store.pointers(&periods).await?;
@@ -190,20 +230,35 @@ async fn allocation<S: SnapshotReader>(
             })
     };
     let flavour = flavour.unwrap_or(crate::domain::Flavour::Cur2);
-    let steps: Vec<UsageWindow> = query.steps();
-    let sets: Vec<Allocation> = steps
-        .iter()
-        .map(|step| {
-            answer(
-                &groups,
-                *step,
-                &query.aggregate,
-                keep,
-                flavour,
-                warnings.clone(),
-            )
-        })
-        .collect();
+    let mut sets: Vec<(Allocation, Vec<AllocationRow>)> = Vec::new();
+    let mut answered: u64 = 0;
+    for step in query.steps() {
+        let set = answer(
+            &groups,
+            step,
+            &query.aggregate,
+            keep,
+            flavour,
+            warnings.clone(),
+        );
+        let rows = set.display_rows(query.metric);
+        answered += rows.len() as u64;
+        if answered > u64::from(limits.max_groups) {
+            let so_far = if sets.is_empty() { "" } else { " so far" };
+            return Ok(ApiResponse::error(
+                400,
+                json!({ "error": ParamError {
+                    parameter: "aggregate".into(),
+                    message: format!("the answer would hold {answered} groups{so_far}, more than the limit"),
+                    allowed: format!(
+                        "at most {} groups in one answer: aggregate by fewer or coarser keys, filter (e.g. filterNamespaces), or ask for a shorter window or fewer steps",
+                        limits.max_groups
+                    ),
+                } }),
+            ));
+        }
+        sets.push((set, rows));
+    }
     if query.csv {
         return Ok(ApiResponse {
             status: 200,
@@ -213,7 +268,7 @@ async fn allocation<S: SnapshotReader>(
     }
     // With one step the set is the whole window; only daily steps need the window summed again.
     let summary = match sets.as_slice() {
-        [whole] => whole.summary(query.metric),
+        [(whole, _)] => whole.summary(query.metric),
         _ => answer(
             &groups,
             query.window,
@@ -239,7 +294,7 @@ async fn allocation<S: SnapshotReader>(
         &json!({
             "code": 200,
             "status": "success",
-            "data": sets.iter().map(|set| set_json(set, query)).collect::<Vec<_>>(),
+            "data": sets.iter().map(|(set, rows)| set_json(set, rows, query)).collect::<Vec<_>>(),
             "meta": {
                 "window": window_json(query.window),
                 "aggregate": query.aggregate,
@@ -260,12 +315,12 @@ fn window_json(window: UsageWindow) -> Value {
     })
 }
 
-/// One allocation set in OpenCost's shape: a map from group name (`a/b`) to its figures.
-fn set_json(set: &Allocation, query: &AllocationQuery) -> Value {
+/// One allocation set in OpenCost's shape: a map from group name ([`group_name`]) to its figures.
+fn set_json(set: &Allocation, rows: &[AllocationRow], query: &AllocationQuery) -> Value {
     let window = set.window.map(window_json).unwrap_or(Value::Null);
     let mut out = serde_json::Map::new();
-    for row in set.display_rows(query.metric) {
-        let name = row.keys.join("/");
+    for row in rows {
+        let name = group_name(&row.keys);
         let mut properties = serde_json::Map::new();
         for (dimension, key) in set.group_by.iter().zip(&row.keys) {
             properties.insert(dimension.name().to_string(), key.clone().into());
@@ -311,8 +366,40 @@ pub fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// Quotes a CSV field when it holds a separator, quote, line break or edge space (RFC 4180).
+/// A group's name: its key values joined with `/`, as OpenCost names them, with `%` and `/` inside a
+/// value percent-encoded (`%25`, `%2F`) so that distinct groups always get distinct names
+/// (`a/b` + `c` is `a%2Fb/c`, `a` + `b/c` is `a/b%2Fc`). The raw values are in `properties`.
+pub fn group_name(keys: &[String]) -> String {
+    let mut name = String::new();
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            name.push('/');
+        }
+        for ch in key.chars() {
+            match ch {
+                '%' => name.push_str("%25"),
+                '/' => name.push_str("%2F"),
+                other => name.push(other),
+            }
+        }
+    }
+    name
+}
+
+/// A text cell of kubecur's CSV (API `format=csv` and `kubecur allocate --format csv`; numbers are
+/// written as numbers, never through here):
+/// - a cell beginning with `=`, `+`, `-`, `@`, tab or carriage return gets a leading single quote, so a
+///   spreadsheet shows it as text instead of evaluating it as a formula (OWASP's advice,
+///   https://owasp.org/www-community/attacks/CSV_Injection);
+/// - then it is quoted when it holds a separator, quote, line break or edge space (RFC 4180).
 pub fn csv_field(text: &str) -> String {
+    let neutralised;
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        neutralised = format!("'{text}");
+        neutralised.as_str()
+    } else {
+        text
+    };
     if text.contains([',', '"', '\n', '\r']) || text.starts_with(' ') || text.ends_with(' ') {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -320,19 +407,19 @@ pub fn csv_field(text: &str) -> String {
     }
 }
 
-fn render_csv(sets: &[Allocation], query: &AllocationQuery) -> String {
+fn render_csv(sets: &[(Allocation, Vec<AllocationRow>)], query: &AllocationQuery) -> String {
     let mut header = vec!["windowStart".to_string(), "windowEnd".to_string()];
     header.extend(query.aggregate.iter().map(|d| d.name().to_string()));
     header.push("allocated".into());
     header.extend(CostMetric::ALL.iter().map(|m| m.name().to_string()));
     header.extend(["resources".to_string(), "lineItems".to_string()]);
     let mut out = header.join(",") + "\n";
-    for set in sets {
+    for (set, rows) in sets {
         let (start, end) = set
             .window
             .map(|w| (w.from().to_string(), w.to().to_string()))
             .unwrap_or_default();
-        for row in set.display_rows(query.metric) {
+        for row in rows {
             let mut cells = vec![start.clone(), end.clone()];
             cells.extend(row.keys.iter().map(|k| csv_field(k)));
             cells.push(row.allocated.to_string());
@@ -589,6 +676,398 @@ mod tests {
         assert_eq!(body["data"][0]["period"], "2024-06");
         assert_eq!(body["data"][0]["serving"]["source"], "exec-1");
         assert_eq!(body["data"][0]["serving"]["lineItems"], 12);
+    }
+
+    /// A store serving June 2024 from full-grain rows given as (day, namespace, deployment, cost).
+    fn store_of(rows: &[(&str, &str, &str, f64)]) -> MemoryStore {
+        let u = UNALLOCATED;
+        let full = Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by: Dimension::ALL.to_vec(),
+            rows: rows
+                .iter()
+                .map(|(day, ns, deployment, cost)| AllocationRow {
+                    keys: [
+                        *day,
+                        "prod",
+                        ns,
+                        deployment,
+                        u,
+                        u,
+                        u,
+                        "AmazonRDS",
+                        "111122223333",
+                    ]
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
+                    allocated: *ns != u,
+                    costs: CostVector([*cost; 4]),
+                    resources: 1,
+                    line_items: 1,
+                })
+                .collect(),
+            warnings: vec![],
+        };
+        let groups = build_snapshot(&full).expect("full grain");
+        let info = SnapshotInfo::describe(
+            &full,
+            &groups,
+            SnapshotOrigin {
+                period: BillingPeriod {
+                    year: 2024,
+                    month: 6,
+                },
+                version: 1,
+                run_id: "run".into(),
+                source: "exec-1".into(),
+                computed_at: "2024-07-01T07:00:00Z".into(),
+            },
+        );
+        let store = MemoryStore::default();
+        assert!(store.publish(info, groups));
+        store
+    }
+
+    /// Issue 9: `a/b` + `c` and `a` + `b/c` were both named `a/b/c`; the `data` map kept one of them.
+    #[tokio::test]
+    async fn groups_whose_joined_names_would_collide_stay_apart() {
+        let store = store_of(&[
+            ("2024-06-01", "a/b", "c", 1.0),
+            ("2024-06-01", "a", "b/c", 2.0),
+            ("2024-06-01", "100%", "x", 4.0),
+        ]);
+        let (status, body) = get(
+            &store,
+            "/allocation",
+            &[("window", "month"), ("aggregate", "namespace,deployment")],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let set = body["data"][0].as_object().expect("one set");
+        assert_eq!(set.len(), 3, "{body}");
+        assert_eq!(set["a%2Fb/c"]["properties"]["namespace"], "a/b");
+        assert_eq!(set["a%2Fb/c"]["name"], "a%2Fb/c");
+        assert_eq!(set["a/b%2Fc"]["properties"]["deployment"], "b/c");
+        assert_eq!(set["a/b%2Fc"]["totalCost"], 2.0);
+        assert_eq!(set["100%25/x"]["properties"]["namespace"], "100%");
+        let rows: f64 = set.values().filter_map(|g| g["totalCost"].as_f64()).sum();
+        assert_eq!(
+            rows,
+            body["meta"]["summary"]["total"].as_f64().expect("total")
+        );
+    }
+
+    /// Issue 9: a tag value `=1+2` was written as is (a formula when a spreadsheet opens the file).
+    #[tokio::test]
+    async fn csv_text_cells_cannot_start_a_formula_and_numbers_stay_numbers() {
+        let store = store_of(&[
+            ("2024-06-01", "=1+2", "@SUM(A1)", 1.0),
+            ("2024-06-01", "-team", "+x", -2.5),
+            ("2024-06-01", "\tab", "\rcr", 3.0),
+        ]);
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![
+                ("window".into(), "month".into()),
+                ("format".into(), "csv".into()),
+                ("aggregate".into(), "namespace,deployment".into()),
+            ],
+        };
+        let response = handle(&store, &request, today()).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let body = &response.body;
+        assert!(body.contains(",'=1+2,'@SUM(A1),true,1,"), "{body}");
+        assert!(body.contains(",'-team,'+x,true,-2.5,"), "{body}");
+        assert!(body.contains(",'\tab,\"'\rcr\",true,3,"), "{body}");
+    }
+
+    /// Issue 9: `window=0,253402300800` was answered (10 MB, 2.3 GB resident with `step=1d`).
+    #[tokio::test]
+    async fn windows_steps_and_groups_beyond_the_limits_are_refused_naming_the_limit() {
+        let store = store();
+        for (query, parameter, limit) in [
+            (vec![("window", "0,253402300800")], "window", "1096 days"),
+            (vec![("window", "1097d")], "window", "1096 days"),
+            (
+                vec![("window", "367d"), ("step", "1d")],
+                "step",
+                "366 steps",
+            ),
+        ] {
+            let (status, body) = get(&store, "/allocation", &query).await;
+            assert_eq!(status, 400, "{query:?}: {body}");
+            assert_eq!(body["error"]["parameter"], parameter, "{body}");
+            assert!(
+                body["error"]["allowed"]
+                    .as_str()
+                    .is_some_and(|a| a.contains(limit)),
+                "{body}"
+            );
+        }
+        let (status, _) = get(&store, "/allocation", &[("window", "366d"), ("step", "1d")]).await;
+        assert_eq!(status, 200);
+        let names: Vec<String> = (0..10_001).map(|i| format!("ns-{i}")).collect();
+        let rows: Vec<(&str, &str, &str, f64)> = names
+            .iter()
+            .map(|n| ("2024-06-01", n.as_str(), "web", 1.0))
+            .collect();
+        let (status, body) = get(&store_of(&rows), "/allocation", &[("window", "month")]).await;
+        assert_eq!(status, 400, "{}", body["meta"]);
+        assert_eq!(body["error"]["parameter"], "aggregate", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("10001 groups")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["allowed"]
+                .as_str()
+                .is_some_and(|a| a.contains("10000 groups")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_served() {
+        let (status, body) = get(&store(), "/openapi.json", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["openapi"], "3.1.0");
+        assert!(body["paths"]["/allocation"]["get"].is_object(), "{body}");
+    }
+
+    fn openapi() -> Value {
+        serde_json::from_str(OPENAPI).expect("openapi.json is JSON")
+    }
+
+    #[test]
+    fn the_document_lists_exactly_the_parameters_the_parser_accepts() {
+        let document = openapi();
+        let listed: Vec<String> = document["paths"]["/allocation"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(listed, allocation_parameters());
+        for name in &listed {
+            let mut query = vec![("window".to_string(), "7d".to_string())];
+            if name != "window" {
+                let example = match name.as_str() {
+                    "aggregate" => "pod",
+                    "accumulate" => "true",
+                    "step" => "1d",
+                    "costMetric" => "netCost",
+                    "format" => "csv",
+                    _ => "payments",
+                };
+                query.push((name.clone(), example.to_string()));
+            }
+            assert!(
+                AllocationQuery::parse(&query, today()).is_ok(),
+                "{name} is documented but refused"
+            );
+        }
+        let err = AllocationQuery::parse(
+            &[
+                ("window".into(), "7d".into()),
+                ("filterDays".into(), "x".into()),
+            ],
+            today(),
+        )
+        .expect_err("not a parameter");
+        assert_eq!(err.parameter, "filterDays");
+        for (parameter, schema) in [
+            ("costMetric", "/enum"),
+            ("step", "/enum"),
+            ("format", "/enum"),
+        ] {
+            let at = listed.iter().position(|n| n == parameter).expect("listed");
+            let values = document["paths"]["/allocation"]["get"]["parameters"][at]["schema"]
+                .pointer(schema)
+                .and_then(Value::as_array)
+                .expect("an enum")
+                .clone();
+            for value in values {
+                let value = value.as_str().expect("text").to_string();
+                let query = [
+                    ("window".to_string(), "7d".to_string()),
+                    (parameter.to_string(), value),
+                ];
+                assert!(AllocationQuery::parse(&query, today()).is_ok(), "{query:?}");
+            }
+        }
+        let limits = Limits::default();
+        let text = document.to_string();
+        for stated in [
+            format!(
+                "At most {},{:03} days by default",
+                limits.max_window_days / 1000,
+                limits.max_window_days % 1000
+            ),
+            format!("at most {} sets by default", limits.max_steps),
+        ] {
+            assert!(
+                text.contains(&stated),
+                "the document does not say `{stated}`"
+            );
+        }
+    }
+
+    /// Each route's real responses (200, 400, 404, 405, 500) conform to the document's schemas.
+    #[tokio::test]
+    async fn real_responses_conform_to_the_document() {
+        let document = openapi();
+        let store = store();
+        let operation = |path: &str| document["paths"][path]["get"].clone();
+        let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+            ("GET", "/allocation", vec![("window", "month")], 200),
+            (
+                "GET",
+                "/allocation",
+                vec![
+                    ("window", "2024-05-31T00:00:00Z,2024-06-04T00:00:00Z"),
+                    ("aggregate", "namespace,day,service"),
+                    ("step", "1d"),
+                    ("costMetric", "listCost"),
+                ],
+                200,
+            ),
+            (
+                "GET",
+                "/allocation",
+                vec![
+                    ("window", "month"),
+                    ("aggregate", "pod"),
+                    ("filterNamespaces", "payments"),
+                ],
+                200,
+            ),
+            ("GET", "/allocation", vec![("window", "9999d")], 400),
+            (
+                "GET",
+                "/allocation",
+                vec![("window", "7d"), ("colour", "red")],
+                400,
+            ),
+            ("GET", "/status", vec![], 200),
+            ("GET", "/status", vec![("verbose", "1")], 400),
+            ("GET", "/openapi.json", vec![], 200),
+            ("POST", "/allocation", vec![], 405),
+            ("DELETE", "/openapi.json", vec![], 405),
+            ("GET", "/nowhere", vec![], 404),
+        ];
+        for (method, path, query, expected) in cases {
+            let request = ApiRequest {
+                method: method.into(),
+                path: path.into(),
+                query: query
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            };
+            let response = handle(&store, &request, today()).await;
+            assert_eq!(
+                response.status, expected,
+                "{method} {path} {query:?}: {}",
+                response.body
+            );
+            let documented = if path == "/nowhere" { "/status" } else { path };
+            let mut spec = operation(documented)["responses"][expected.to_string()].clone();
+            if let Some(reference) = spec["$ref"].as_str() {
+                spec = document
+                    .pointer(reference.trim_start_matches('#'))
+                    .expect("response")
+                    .clone();
+            }
+            let schema = &spec["content"]["application/json"]["schema"];
+            assert!(
+                schema.is_object(),
+                "{method} {path}: {expected} is not documented"
+            );
+            let body: Value = serde_json::from_str(&response.body).expect("JSON body");
+            let violations = schema_check::violations(&document, schema, &body);
+            assert!(
+                violations.is_empty(),
+                "{method} {path} {query:?}: {violations:?}\n{body}"
+            );
+            if expected == 405 {
+                assert!(response.headers().contains(&("Allow", "GET, HEAD")));
+            }
+        }
+        let (status, body) = get(&Broken, "/allocation", &[("window", "7d")]).await;
+        assert_eq!(status, 500);
+        let schema = &document["components"]["responses"]["InternalError"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(
+            schema_check::violations(&document, schema, &body),
+            Vec::<String>::new()
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Distinct keys get distinct names, `properties` are the raw values, and the rows add up to
+        /// the summary, in JSON and in CSV.
+        #[test]
+        fn distinct_groups_get_distinct_names_and_add_up_to_the_summary(
+            rows in proptest::collection::vec(
+                ("[a/%2F]{0,4}", "[a/%2F=]{0,3}", -1000i32..1000, 1u32..4),
+                1..24,
+            )
+        ) {
+            let rows: Vec<(String, String, String, f64)> = rows
+                .into_iter()
+                .map(|(ns, dep, cents, day)| (format!("2024-06-0{day}"), ns, dep, f64::from(cents) / 100.0))
+                .collect();
+            let borrowed: Vec<(&str, &str, &str, f64)> = rows
+                .iter()
+                .map(|(d, n, p, c)| (d.as_str(), n.as_str(), p.as_str(), *c))
+                .collect();
+            let store = store_of(&borrowed);
+            let keys: std::collections::BTreeSet<(&str, &str)> =
+                borrowed.iter().map(|(_, n, p, _)| (*n, *p)).collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let query = [("window", "month"), ("aggregate", "namespace,deployment")];
+            let (status, body) = runtime.block_on(get(&store, "/allocation", &query));
+            proptest::prop_assert_eq!(status, 200);
+            let set = body["data"][0].as_object().expect("one set");
+            proptest::prop_assert_eq!(set.len(), keys.len(), "{}", body);
+            let mut named = std::collections::BTreeSet::new();
+            let mut sum = 0.0;
+            for (name, group) in set {
+                proptest::prop_assert_eq!(&group["name"], name);
+                let raw = (
+                    group["properties"]["namespace"].as_str().expect("namespace"),
+                    group["properties"]["deployment"].as_str().expect("deployment"),
+                );
+                proptest::prop_assert!(keys.contains(&raw), "{:?}", raw);
+                proptest::prop_assert_eq!(name, &group_name(&[raw.0.to_string(), raw.1.to_string()]));
+                named.insert(raw);
+                sum += group["totalCost"].as_f64().expect("cost");
+            }
+            proptest::prop_assert_eq!(named.len(), keys.len());
+            let total = body["meta"]["summary"]["total"].as_f64().expect("total");
+            proptest::prop_assert!((sum - total).abs() < 1e-6, "{} vs {}", sum, total);
+            let csv = runtime.block_on(handle(
+                &store,
+                &ApiRequest {
+                    method: "GET".into(),
+                    path: "/allocation".into(),
+                    query: query
+                        .iter()
+                        .chain(&[("format", "csv")])
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                },
+                today(),
+            ));
+            proptest::prop_assert_eq!(csv.body.lines().count(), keys.len() + 1, "{}", csv.body);
+        }
     }
 
     struct Broken;

@@ -37,6 +37,38 @@ pub struct AllocationQuery {
     pub csv: bool,
 }
 
+/// What one `GET /allocation` may ask for; each is refused with a 400 naming the parameter and the limit.
+///
+/// The defaults fit the API function: 256 MB of memory and AWS Lambda's 6 MB response payload for a
+/// synchronous invocation (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); a
+/// group is ~400 bytes of JSON, so 10,000 groups stay under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest window, in days (default 1,096: three years with a leap day).
+    pub max_window_days: u32,
+    /// Most sets in one answer with `step=1d` (default 366: a year of days).
+    pub max_steps: u32,
+    /// Most groups in one answer, summed over its sets (default 10,000).
+    pub max_groups: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_window_days: 1096,
+            max_steps: 366,
+            max_groups: 10_000,
+        }
+    }
+}
+
+/// Every parameter `GET /allocation` accepts, in the order the OpenAPI document lists them.
+pub fn allocation_parameters() -> Vec<String> {
+    let mut names: Vec<String> = PARAMETERS[..6].iter().map(|p| p.to_string()).collect();
+    names.extend(Dimension::ALL.into_iter().filter_map(filter_parameter));
+    names
+}
+
 const PARAMETERS: [&str; 7] = [
     "window",
     "aggregate",
@@ -75,16 +107,27 @@ pub fn reject_unknown(query: &[(String, String)], known: &[&str]) -> Result<(), 
 }
 
 impl AllocationQuery {
+    /// Parses the parameters under the default [`Limits`].
     pub fn parse(
         query: &[(String, String)],
         today: NaiveDate,
+    ) -> Result<AllocationQuery, ParamError> {
+        Self::parse_with_limits(query, today, &Limits::default())
+    }
+
+    /// Parses the parameters; a window longer than `limits.max_window_days` or more daily steps than
+    /// `limits.max_steps` is an error naming the parameter and the limit.
+    pub fn parse_with_limits(
+        query: &[(String, String)],
+        today: NaiveDate,
+        limits: &Limits,
     ) -> Result<AllocationQuery, ParamError> {
         let filters: Vec<(Dimension, String)> = Dimension::ALL
             .into_iter()
             .filter_map(|d| filter_parameter(d).map(|p| (d, p)))
             .collect();
-        let mut known: Vec<&str> = PARAMETERS[..6].to_vec();
-        known.extend(filters.iter().map(|(_, p)| p.as_str()));
+        let names = allocation_parameters();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
         reject_unknown(query, &known)?;
         let mut seen: Vec<&str> = Vec::new();
         for (name, _) in query {
@@ -114,6 +157,14 @@ impl AllocationQuery {
             Some(text) => UsageWindow::parse_opencost(text, today)
                 .map_err(|e| bad("window", e.to_string(), window_forms))?,
         };
+        let span = (window.to() - window.from()).num_days();
+        if span > i64::from(limits.max_window_days) {
+            return Err(bad(
+                "window",
+                format!("spans {span} days, more than the limit"),
+                &format!("at most {} days; {window_forms}", limits.max_window_days),
+            ));
+        }
         let dimension_names = Dimension::ALL.map(|d| d.name()).join(", ");
         let aggregate = match get("aggregate") {
             None => vec![Dimension::Namespace],
@@ -149,6 +200,16 @@ impl AllocationQuery {
                 ))
             }
         };
+        if daily && !accumulate && span > i64::from(limits.max_steps) {
+            return Err(bad(
+                "step",
+                format!("`step=1d` over {span} days would answer {span} sets, more than the limit"),
+                &format!(
+                    "at most {} steps: a shorter window, accumulate=true, or no step",
+                    limits.max_steps
+                ),
+            ));
+        }
         let csv = match get("format") {
             None | Some("json") => false,
             Some("csv") => true,

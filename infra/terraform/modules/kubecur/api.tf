@@ -1,4 +1,5 @@
-# The HTTP API (API Gateway v2, payload format 2.0): GET /allocation and GET /status -> allocation_api.
+# The HTTP API (API Gateway v2, payload format 2.0): GET /allocation, GET /status and GET /openapi.json
+# -> allocation_api.
 # Authorization is AWS_IAM (SigV4) by default or a JWT authorizer; no route is anonymous.
 
 resource "aws_apigatewayv2_api" "kubecur" {
@@ -53,6 +54,14 @@ resource "aws_apigatewayv2_route" "status" {
   authorizer_id      = var.api_authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
+resource "aws_apigatewayv2_route" "openapi" {
+  api_id             = aws_apigatewayv2_api.kubecur.id
+  route_key          = "GET /openapi.json"
+  target             = "integrations/${aws_apigatewayv2_integration.allocation_api.id}"
+  authorization_type = var.api_authorization
+  authorizer_id      = var.api_authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
 resource "aws_cloudwatch_log_group" "api_access" {
   #checkov:skip=CKV_AWS_338: Retention is the log_retention_days variable (default 30 days, the design's choice for operational logs); set 365 or more where policy requires a year.
   name              = "/aws/apigateway/${var.name_prefix}-api"
@@ -93,7 +102,7 @@ resource "aws_apigatewayv2_stage" "default" {
   tags = local.tags
 }
 
-# API Gateway may invoke the function only for the two routes of this API (any stage):
+# API Gateway may invoke the function only for the three routes of this API (any stage):
 # source ARN arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<method>/<path>.
 resource "aws_lambda_permission" "allocation_api_route_allocation" {
   statement_id  = "AllowApiGetAllocation"
@@ -109,4 +118,12 @@ resource "aws_lambda_permission" "allocation_api_route_status" {
   function_name = aws_lambda_function.allocation_api.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.kubecur.execution_arn}/*/GET/status"
+}
+
+resource "aws_lambda_permission" "allocation_api_route_openapi" {
+  statement_id  = "AllowApiGetOpenApi"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.allocation_api.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.kubecur.execution_arn}/*/GET/openapi.json"
 }

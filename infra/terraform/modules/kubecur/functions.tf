@@ -126,8 +126,11 @@ resource "aws_lambda_function" "allocation_api" {
 
   environment {
     variables = {
-      KUBECUR_TABLE = aws_dynamodb_table.kubecur.name
-      KUBECUR_LOG   = "info"
+      KUBECUR_TABLE               = aws_dynamodb_table.kubecur.name
+      KUBECUR_LOG                 = "info"
+      KUBECUR_API_MAX_WINDOW_DAYS = tostring(var.api_max_window_days)
+      KUBECUR_API_MAX_STEPS       = tostring(var.api_max_steps)
+      KUBECUR_API_MAX_GROUPS      = tostring(var.api_max_groups)
     }
   }
 

@@ -196,3 +196,36 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "api_max_window_days" {
+  description = "Longest window one GET /allocation may ask for, in days (refused with 400 beyond it); becomes KUBECUR_API_MAX_WINDOW_DAYS."
+  type        = number
+  default     = 1096
+
+  validation {
+    condition     = var.api_max_window_days >= 1 && var.api_max_window_days <= 36600 && floor(var.api_max_window_days) == var.api_max_window_days
+    error_message = "api_max_window_days must be a whole number from 1 to 36600."
+  }
+}
+
+variable "api_max_steps" {
+  description = "Most daily sets (step=1d) one GET /allocation may ask for; becomes KUBECUR_API_MAX_STEPS."
+  type        = number
+  default     = 366
+
+  validation {
+    condition     = var.api_max_steps >= 1 && var.api_max_steps <= 36600 && floor(var.api_max_steps) == var.api_max_steps
+    error_message = "api_max_steps must be a whole number from 1 to 36600."
+  }
+}
+
+variable "api_max_groups" {
+  description = "Most groups in one GET /allocation answer (the function's response must stay under Lambda's 6 MB payload limit); becomes KUBECUR_API_MAX_GROUPS."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.api_max_groups >= 1 && var.api_max_groups <= 10000000 && floor(var.api_max_groups) == var.api_max_groups
+    error_message = "api_max_groups must be a whole number from 1 to 10000000."
+  }
+}

@@ -321,6 +321,10 @@ impl DataFusionQueryEngine {
     }
 
     /// The Parquet row group holding `row` of the file at `url`, from its footer.
+    // parquet 59 deprecates ParquetObjectReader in favour of a hand-written AsyncFileReader
+    // (https://github.com/apache/arrow-rs/issues/10308); this one footer read on an error path does
+    // not warrant one.
+    #[allow(deprecated)]
     async fn row_group_of(&self, url: &str, row: u64) -> Option<usize> {
         use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
         use datafusion::parquet::arrow::async_reader::ParquetObjectReader;

@@ -4,7 +4,7 @@ output "api_endpoint" {
 }
 
 output "export_name" {
-  description = "The CUR 2.0 Data Export (kubecur doctor --export-name)."
+  description = "The CUR 2.0 Data Export."
   value       = module.billing.export_name
 }
 

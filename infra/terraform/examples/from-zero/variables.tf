@@ -10,7 +10,7 @@ variable "export_bucket_name" {
 }
 
 variable "activate_tag_keys" {
-  description = "Cost allocation tag keys to activate. Empty on the first apply; after AWS has seen the keys (up to 24 h), list them (kubecur setup tags shows which) and apply again."
+  description = "Cost allocation tag keys to activate. Empty on the first apply; after AWS has seen the keys (up to 24 h), list them (aws ce list-cost-allocation-tags shows which) and apply again."
   type        = list(string)
   default     = []
 }

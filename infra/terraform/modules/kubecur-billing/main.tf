@@ -248,7 +248,7 @@ resource "aws_bcmdataexports_export" "cur2" {
 # ---------------------------------------------------------------------------------------------------
 # Cost allocation tags: only the keys listed in activate_tag_keys (empty by default). AWS refuses to
 # activate a key it has not yet seen on a resource, which would fail a fresh account's first apply;
-# `kubecur setup tags` says which keys are ready. Activation is only possible from the management
+# `aws ce list-cost-allocation-tags` lists the keys AWS has seen (as Inactive). Activation is only possible from the management
 # (payer) or a standalone account.
 # https://docs.aws.amazon.com/awsaccountbilling/latest/aboutv2/activating-tags.html
 # ---------------------------------------------------------------------------------------------------

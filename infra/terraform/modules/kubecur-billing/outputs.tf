@@ -9,7 +9,7 @@ output "cur_prefix" {
 }
 
 output "export_name" {
-  description = "Name of the CUR 2.0 Data Export (kubecur doctor --export-name)."
+  description = "Name of the CUR 2.0 Data Export."
   value       = local.export_name
 }
 

@@ -64,7 +64,7 @@ variable "time_granularity" {
 }
 
 variable "activate_tag_keys" {
-  description = "Cost allocation tag keys to activate (e.g. the kubernetes_* keys). Leave empty on the first apply: AWS refuses a key it has not yet seen on a resource (up to 24 h after first use). `kubecur setup tags` lists which keys AWS has seen; put those here and apply again, or run `kubecur setup tags --apply`."
+  description = "Cost allocation tag keys to activate (e.g. the kubernetes_* keys). Leave empty on the first apply: AWS refuses a key it has not yet seen on a resource (up to 24 h after first use). `aws ce list-cost-allocation-tags --region us-east-1` lists the keys AWS has seen (as Inactive); put those here and apply again."
   type        = list(string)
   default     = []
 

@@ -158,9 +158,23 @@ impl CsvParser {
 /// Reads legacy CUR's status object (a one-row Parquet file with a `status` column) and tells whether
 /// it says `READY`. Anything unreadable is an error naming the object, never a silent "ready".
 pub fn legacy_status_ready(key: &str, bytes: Vec<u8>) -> Result<bool, AwsError> {
+    let context = format!("reading the legacy CUR status object {key}");
+    // The parquet crate panics on some corrupt pages instead of returning an error (found by
+    // tests/tests/fuzz_parsers.rs: "Decoder for dict should have been set"). A corrupt status object
+    // is an error naming the object, never a crashed invocation.
+    match std::panic::catch_unwind(|| read_status(&context, bytes)) {
+        Ok(result) => result,
+        Err(_) => Err(AwsError::new(
+            context.clone(),
+            "the object is not a readable Parquet file",
+        )),
+    }
+}
+
+fn read_status(context: &str, bytes: Vec<u8>) -> Result<bool, AwsError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::Field;
-    let context = format!("reading the legacy CUR status object {key}");
+    let context = context.to_string();
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))
         .map_err(|e| AwsError::new(context.clone(), e.to_string()))?;
     let rows = reader

@@ -6,8 +6,11 @@ use kubecur_shared::config::{API_VARS, INGEST_VARS, WRITER_VARS};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// (Terraform resource name, SAM logical id, (required, optional) variables).
-const FUNCTIONS: [(&str, &str, (&[&str], &[&str])); 3] = [
+/// A function's (required, optional) environment variables.
+type Vars = (&'static [&'static str], &'static [&'static str]);
+
+/// (Terraform resource name, SAM logical id, variables).
+const FUNCTIONS: [(&str, &str, Vars); 3] = [
     ("cur_ingest", "CurIngestFunction", INGEST_VARS),
     ("allocation_writer", "AllocationWriterFunction", WRITER_VARS),
     ("allocation_api", "AllocationApiFunction", API_VARS),

@@ -588,7 +588,7 @@ async fn non_finite_parquet_cost_names_the_row_group() {
     writer.write(&batch).expect("write");
     writer.close().expect("close");
     let (_dir, result) = allocate_files(&[("part-00001.snappy.parquet", &bytes)]).await;
-    let text = result.err().expect("NaN is refused").to_string();
+    let text = result.expect_err("NaN is refused").to_string();
     for needle in [
         "part-00001.snappy.parquet",
         "row group 1",

@@ -6,6 +6,9 @@ use crate::ports::{PeriodStatus, SnapshotReader, StoreError};
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+/// Each billing period's serving snapshot.
+type Periods = BTreeMap<BillingPeriod, (SnapshotInfo, Vec<SnapshotGroup>)>;
+
 /// Serving snapshots keyed by billing period.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -28,12 +31,7 @@ impl MemoryStore {
         }
     }
 
-    fn read(
-        &self,
-    ) -> Result<
-        std::sync::RwLockReadGuard<'_, BTreeMap<BillingPeriod, (SnapshotInfo, Vec<SnapshotGroup>)>>,
-        StoreError,
-    > {
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Periods>, StoreError> {
         self.periods.read().map_err(|_| StoreError::Backend {
             context: "reading the memory store".into(),
             source: "a writer panicked while holding the lock".into(),

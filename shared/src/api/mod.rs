@@ -923,7 +923,8 @@ mod tests {
         let document = openapi();
         let store = store();
         let operation = |path: &str| document["paths"][path]["get"].clone();
-        let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+        type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+        let cases: Vec<Case> = vec![
             ("GET", "/allocation", vec![("window", "month")], 200),
             (
                 "GET",

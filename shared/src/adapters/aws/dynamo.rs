@@ -774,6 +774,7 @@ mod tests {
     }
 
     /// A `BatchWriteItem` rule builder that records the size of every request it sees.
+    #[allow(clippy::type_complexity)] // the SDK's generic rule type, spelled once in a test helper
     fn recording_batch_sizes() -> (
         std::sync::Arc<Mutex<Vec<usize>>>,
         aws_smithy_mocks::RuleBuilder<
@@ -970,7 +971,7 @@ mod tests {
             days: BTreeMap::from([(
                 day,
                 DayFigures {
-                    costs: CostVector([0.1 + 0.2, 1e-12, -3.5, 123456789.123456789]),
+                    costs: CostVector([0.1 + 0.2, 1e-12, -3.5, 123_456_789.123_456_79]),
                     line_items: 7,
                     resources: 2,
                 },

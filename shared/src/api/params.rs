@@ -41,7 +41,8 @@ pub struct AllocationQuery {
 ///
 /// The defaults fit the API function: 256 MB of memory and AWS Lambda's 6 MB response payload for a
 /// synchronous invocation (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); a
-/// group is ~400 bytes of JSON, so 10,000 groups stay under it.
+/// group is about 450–475 bytes of JSON (measured by `bench/serve_load.sh`, BENCHMARKS.md), so 10,000
+/// groups stay under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest window, in days (default 1,096: three years with a leap day).

@@ -225,6 +225,17 @@ def as_list(v: object) -> list:
     return v if isinstance(v, list) else [v]
 
 
+def check_private_bucket(c: Checks, s3, name: str, bucket_props: dict, label: str) -> dict:
+    """A kubecur-made bucket: SSE-S3 (deployed), public access blocked, versioned, owner enforced
+    (static: moto ignores those properties). Returns the bucket's template properties."""
+    enc = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    c.equal(f"{label}SSE algorithm", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
+    c.equal(f"static (moto ignores it): {label}public access fully blocked", bucket_props.get("PublicAccessBlockConfiguration"), {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")})
+    c.equal(f"static (moto ignores it): {label}versioning", bucket_props.get("VersioningConfiguration"), {"Status": "Enabled"})
+    c.equal(f"static (moto ignores it): {label}bucket owner enforced", bucket_props.get("OwnershipControls"), {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    return bucket_props
+
+
 def deploy(cfn_path: str) -> int:
     import boto3  # noqa: PLC0415
     from moto.cloudformation.parsing import get_model_map  # noqa: PLC0415
@@ -360,12 +371,7 @@ def deploy(cfn_path: str) -> int:
         print("athena results bucket:")
         bucket = f"{prefix}-athena-results-{ACCOUNT}-{REGION}"
         c.equal("bucket is the stack's", resources.get("ResultsBucket"), bucket)
-        enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-        c.equal("SSE algorithm", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
-        bucket_props = cfn["Resources"]["ResultsBucket"]["Properties"]
-        c.equal("static (moto ignores it): public access fully blocked", bucket_props.get("PublicAccessBlockConfiguration"), {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")})
-        c.equal("static (moto ignores it): versioning", bucket_props.get("VersioningConfiguration"), {"Status": "Enabled"})
-        c.equal("static (moto ignores it): bucket owner enforced", bucket_props.get("OwnershipControls"), {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        bucket_props = check_private_bucket(c, s3, bucket, cfn["Resources"]["ResultsBucket"]["Properties"], "")
         rules = {r["Id"]: r for r in bucket_props.get("LifecycleConfiguration", {}).get("Rules", [])}
         expire = rules.get("expire-query-results", {})
         c.equal("static (moto ignores it): results expire after ResultsExpirationDays", expire.get("ExpirationInDays"), {"Ref": "ResultsExpirationDays"})
@@ -611,11 +617,7 @@ def deploy(cfn_path: str) -> int:
         print("billing side:")
         cur_bucket = PARAMS["CurBucketName"]
         c.equal("export bucket deployed under its parameter name", resources.get("ExportBucket"), cur_bucket)
-        enc = s3.get_bucket_encryption(Bucket=cur_bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-        c.equal("export bucket SSE-S3", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
-        export_bucket = props("ExportBucket")
-        c.equal("static (moto ignores it): export bucket blocks public access", export_bucket.get("PublicAccessBlockConfiguration"), {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")})
-        c.equal("static (moto ignores it): export bucket versioned", export_bucket.get("VersioningConfiguration"), {"Status": "Enabled"})
+        check_private_bucket(c, s3, cur_bucket, props("ExportBucket"), "export bucket: ")
         c.equal("static: export bucket kept when the stack is deleted (it holds the billing history)", (res["ExportBucket"].get("DeletionPolicy"), res["ExportBucket"].get("Condition")), ("Retain", "CreateDataExportCondition"))
         eb = props("ExportBucket").get("NotificationConfiguration", {})
         c.equal("static: export bucket sends S3 events to EventBridge", eb, {"EventBridgeConfiguration": {"EventBridgeEnabled": True}})

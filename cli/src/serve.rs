@@ -8,10 +8,9 @@ use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiRequest, ApiResponse, MemoryStore};
 use kubecur_shared::config::tag_mapping;
-use kubecur_shared::domain::snapshot::{
-    build_snapshot, split_by_period, SnapshotInfo, SnapshotOrigin,
-};
+use kubecur_shared::domain::snapshot::{split_by_period, SnapshotOrigin};
 use kubecur_shared::domain::{AllocationRequest, Dimension};
+use kubecur_shared::pipeline::publish::{build, publish};
 use kubecur_shared::ports::Progress;
 use kubecur_shared::service;
 use std::sync::Arc;
@@ -34,10 +33,9 @@ pub async fn load(
     let version = chrono::Utc::now().timestamp_millis();
     let computed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (period, allocation) in split_by_period(&full)? {
-        let groups = build_snapshot(&allocation)?;
-        let info = SnapshotInfo::describe(
+        // The writer function's code: the same snapshot, published the same way.
+        let snapshot = build(
             &allocation,
-            &groups,
             SnapshotOrigin {
                 period,
                 version,
@@ -45,8 +43,10 @@ pub async fn load(
                 source: cur.to_string(),
                 computed_at: computed_at.clone(),
             },
-        );
-        store.publish(info, groups);
+        )?;
+        publish(&store, snapshot, chrono::Utc::now().timestamp())
+            .await
+            .map_err(|e| CliError::Failed(format!("holding the snapshot in memory: {e}")))?;
     }
     Ok(store)
 }

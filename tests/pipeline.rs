@@ -8,15 +8,19 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use kubecur_shared::adapters::aws::athena::Athena;
-use kubecur_shared::adapters::aws::{Clients, DynamoStore};
+use kubecur_shared::adapters::aws::{
+    AwsIngest, AwsWriter, Clients, DynamoStore, GlueCatalog, S3Objects,
+};
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::config::IngestConfig;
 use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::window::BillingPeriod;
+use kubecur_shared::domain::TagMapping;
 use kubecur_shared::domain::UsageWindow;
 use kubecur_shared::pipeline::ingest::{Ingest, IngestOutcome};
 use kubecur_shared::pipeline::run_plan;
 use kubecur_shared::pipeline::writer::{Writer, WriterOutcome};
+use kubecur_shared::ports::pipeline::SystemClock;
 use kubecur_shared::ports::{Cell, NoProgress, QueryEngine, ResultTable};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -41,6 +45,50 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
 }
 
+/// Which kind of CUR delivery the account holds (the sample's output of that flavour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// CUR 2.0 data export (`cur/kubecur-cur2/data/BILLING_PERIOD=…`, manifests under `metadata/`).
+    Cur2,
+    /// FOCUS data export (`cur/kubecur-focus/…`, same layout as CUR 2.0).
+    Focus,
+    /// Legacy CUR with the Athena integration (`cur/kubecur-sample/kubecur-sample/year=…/month=…`,
+    /// the status object at `cur/kubecur-sample/cost_and_usage_data_status/`).
+    Legacy,
+}
+
+impl Export {
+    /// The report or export root (`<prefix>/<name>`).
+    pub fn root(self) -> &'static str {
+        match self {
+            Export::Cur2 => EXPORT_ROOT,
+            Export::Focus => "cur/kubecur-focus",
+            Export::Legacy => LEGACY_ROOT,
+        }
+    }
+
+    /// The Glue table's location: the data folder the partitions live under.
+    pub fn location(self) -> String {
+        match self {
+            Export::Cur2 | Export::Focus => format!("s3://{CUR_BUCKET}/{}/data/", self.root()),
+            Export::Legacy => format!("s3://{CUR_BUCKET}/{LEGACY_ROOT}/kubecur-sample/"),
+        }
+    }
+
+    pub fn partition_keys(self) -> &'static [&'static str] {
+        match self {
+            Export::Cur2 | Export::Focus => &["billing_period"],
+            Export::Legacy => &["year", "month"],
+        }
+    }
+}
+
+/// Where the sample's legacy report lands: `<prefix>/<report name>`.
+pub const LEGACY_ROOT: &str = "cur/kubecur-sample";
+/// The legacy status object, where AWS writes it (beside the report's data folder).
+pub const LEGACY_STATUS_KEY: &str =
+    "cur/kubecur-sample/cost_and_usage_data_status/cost_and_usage_data_status.parquet";
+
 /// The moto account with everything the pipeline needs.
 pub struct AwsEnv {
     pub moto: Moto,
@@ -49,12 +97,18 @@ pub struct AwsEnv {
     pub export: PathBuf,
     /// The CUR table's columns (as the Glue table holds them).
     pub columns: Vec<String>,
+    pub kind: Export,
 }
 
 impl AwsEnv {
     /// Starts moto and creates the buckets, table, workgroup and Glue table; uploads `export`
     /// (a sample CUR 2.0 output folder holding `kubecur-cur2/…`) under `cur/`.
     pub async fn start(export: &Path) -> AwsEnv {
+        AwsEnv::start_export(export, Export::Cur2).await
+    }
+
+    /// Starts moto with `export` (a sample output folder of flavour `kind`) uploaded under `cur/`.
+    pub async fn start_export(export: &Path, kind: Export) -> AwsEnv {
         let moto = Moto::start();
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&moto.endpoint)
@@ -75,6 +129,22 @@ impl AwsEnv {
                 .expect("bucket created");
         }
         upload(&clients.s3, export, export, "cur").await;
+        if kind == Export::Legacy {
+            // The sample keeps the status object in the data folder's parent's child; AWS writes it
+            // beside the report's data folder: put a copy where AWS does.
+            let sample_status = export.join(
+                "kubecur-sample/kubecur-sample/cost_and_usage_data_status/cost_and_usage_data_status.parquet",
+            );
+            clients
+                .s3
+                .put_object()
+                .bucket(CUR_BUCKET)
+                .key(LEGACY_STATUS_KEY)
+                .body(std::fs::read(&sample_status).expect("status object").into())
+                .send()
+                .await
+                .expect("status uploaded");
+        }
         let attribute = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
@@ -116,17 +186,18 @@ impl AwsEnv {
             .columns()
             .names()
             .iter()
-            .filter(|c| c.as_str() != "billing_period")
+            .filter(|c| !["billing_period", "year", "month"].contains(&c.as_str()))
             .cloned()
             .collect();
-        create_glue_table(&clients.glue, &columns).await;
+        create_glue_table(&clients.glue, &columns, kind).await;
         let mut all = columns.clone();
-        all.push("billing_period".into());
+        all.extend(kind.partition_keys().iter().map(|k| k.to_string()));
         AwsEnv {
             moto,
             clients,
             export: export.to_path_buf(),
             columns: all,
+            kind,
         }
     }
 
@@ -134,12 +205,13 @@ impl AwsEnv {
         DynamoStore::new(self.clients.dynamodb.clone(), TABLE)
     }
 
-    pub fn ingest(&self) -> Ingest {
+    pub fn ingest(&self) -> AwsIngest {
         Ingest {
-            s3: self.clients.s3.clone(),
-            glue: self.clients.glue.clone(),
-            athena: self.athena(),
+            objects: S3Objects(self.clients.s3.clone()),
+            catalog: GlueCatalog(self.clients.glue.clone()),
+            queries: self.athena(),
             store: self.store(),
+            clock: Arc::new(SystemClock),
             config: IngestConfig::from_lookup(|name| {
                 Some(match name {
                     "KUBECUR_TABLE" => TABLE.into(),
@@ -163,15 +235,16 @@ impl AwsEnv {
     }
 
     /// A writer over `dynamodb` (pass a client with a fault-injecting interceptor to kill it midway).
-    pub fn writer_with(&self, dynamodb: aws_sdk_dynamodb::Client) -> Writer {
-        Writer {
-            s3: self.clients.s3.clone(),
-            athena: self.athena(),
-            store: DynamoStore::new(dynamodb, TABLE),
-        }
+    pub fn writer_with(&self, dynamodb: aws_sdk_dynamodb::Client) -> AwsWriter {
+        Writer::new(
+            DynamoStore::new(dynamodb, TABLE),
+            self.athena(),
+            S3Objects(self.clients.s3.clone()),
+            Arc::new(SystemClock),
+        )
     }
 
-    pub fn writer(&self) -> Writer {
+    pub fn writer(&self) -> AwsWriter {
         self.writer_with(self.clients.dynamodb.clone())
     }
 
@@ -216,15 +289,30 @@ impl AwsEnv {
         let record = &mut event["Records"][0];
         record["eventTime"] = json!(event_time);
         record["s3"]["bucket"]["name"] = json!(CUR_BUCKET);
+        let root = self.kind.root();
+        let name = root.rsplit('/').next().unwrap_or(root);
         record["s3"]["object"]["key"] = json!(format!(
-            "{EXPORT_ROOT}/metadata/BILLING_PERIOD%3D{}/kubecur-cur2-Manifest.json",
+            "{root}/metadata/BILLING_PERIOD%3D{}/{name}-Manifest.json",
             period.label()
         ));
         event
     }
 
-    /// Rewrites the period's manifest with a new `executionId`: a new delivery of the same data.
+    /// The S3 notification of legacy CUR's status object, with the given event time.
+    pub fn legacy_status_event(&self, event_time: &str) -> Value {
+        let mut event = fixture("s3-notification-legacy-status.json");
+        let record = &mut event["Records"][0];
+        record["eventTime"] = json!(event_time);
+        record["s3"]["bucket"]["name"] = json!(CUR_BUCKET);
+        record["s3"]["object"]["key"] = json!(LEGACY_STATUS_KEY);
+        event
+    }
+
+    /// Rewrites the period's manifest with a new `executionId`: a new delivery of the same data. A
+    /// delivery's version is its manifest's `LastModified`, which S3 keeps to the second: the rewrite
+    /// waits for the next second (AWS's deliveries are hours apart).
     pub async fn redeliver(&self, period: BillingPeriod, execution_id: &str) {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
         let manifest = json!({ "executionId": execution_id, "dataFiles": [] });
         self.clients
             .s3
@@ -255,7 +343,7 @@ impl AwsEnv {
     }
 
     /// Feeds the writer the Athena event of `query_id` in `state`.
-    pub async fn write(&self, writer: &Writer, query_id: &str, state: &str) -> WriterOutcome {
+    pub async fn write(&self, writer: &AwsWriter, query_id: &str, state: &str) -> WriterOutcome {
         let mut event = fixture("athena-query-state-change-succeeded.json");
         event["detail"]["queryExecutionId"] = json!(query_id);
         event["detail"]["currentState"] = json!(state);
@@ -313,7 +401,7 @@ pub async fn local_allocation_result(
     )
     .await
     .expect("sample readable");
-    let plan = run_plan(columns, period, &[]).expect("plannable");
+    let plan = run_plan(columns, period, &TagMapping::default()).expect("plannable");
     engine
         .prepare(&plan.required_columns())
         .await
@@ -322,7 +410,7 @@ pub async fn local_allocation_result(
     engine.query(&sql).await.expect("allocated locally")
 }
 
-async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String]) {
+async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String], kind: Export) {
     use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
     glue.create_database()
         .database_input(
@@ -353,7 +441,7 @@ async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String]) {
                 },
             ))
         })
-        .location(format!("s3://{CUR_BUCKET}/{EXPORT_ROOT}/data/"))
+        .location(kind.location())
         .build();
     glue.create_table()
         .database_name(DATABASE)
@@ -361,7 +449,12 @@ async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String]) {
             TableInput::builder()
                 .name(CUR_TABLE)
                 .storage_descriptor(descriptor)
-                .partition_keys(column("billing_period", "string"))
+                .set_partition_keys(Some(
+                    kind.partition_keys()
+                        .iter()
+                        .map(|k| column(k, "string"))
+                        .collect(),
+                ))
                 .build()
                 .expect("valid"),
         )

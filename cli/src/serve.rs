@@ -8,10 +8,9 @@ use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiRequest, ApiResponse, Limits, MemoryStore};
 use kubecur_shared::config::tag_mapping;
-use kubecur_shared::domain::snapshot::{
-    build_snapshot, split_by_period, undated, SnapshotInfo, SnapshotOrigin,
-};
+use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
 use kubecur_shared::domain::{AllocationRequest, Dimension};
+use kubecur_shared::pipeline::publish::{build, publish};
 use kubecur_shared::ports::Progress;
 use kubecur_shared::service;
 use std::sync::Arc;
@@ -42,10 +41,9 @@ pub async fn load(
     let version = chrono::Utc::now().timestamp_millis();
     let computed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (period, allocation) in split_by_period(&full)? {
-        let groups = build_snapshot(&allocation)?;
-        let info = SnapshotInfo::describe(
+        // The writer function's code: the same snapshot, published the same way.
+        let snapshot = build(
             &allocation,
-            &groups,
             SnapshotOrigin {
                 period,
                 version,
@@ -53,8 +51,10 @@ pub async fn load(
                 source: cur.to_string(),
                 computed_at: computed_at.clone(),
             },
-        );
-        store.publish(info, groups);
+        )?;
+        publish(&store, snapshot, chrono::Utc::now().timestamp())
+            .await
+            .map_err(|e| CliError::Failed(format!("holding the snapshot in memory: {e}")))?;
     }
     Ok(store)
 }
@@ -107,13 +107,38 @@ fn serve_requests(
     }
 }
 
+/// A listening socket whose connections send without Nagle's delay (`TCP_NODELAY`; Linux copies it to
+/// every accepted connection, which `accepted_connections_send_without_delay` checks). tiny_http writes a
+/// response through a 1 KiB buffer, so any answer over 1 KiB leaves in several writes; with Nagle on,
+/// each write after the first waits for the client's delayed ACK: ~40 ms per request on Linux (measured
+/// by `bench/serve_load.sh` before this: a flat 44 ms p50 whatever the answer's size).
+pub fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let address = address.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    })?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As the standard library's TcpListener::bind does on Unix: a restarted server can bind at once.
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let progress = Arc::new(TerminalProgress::new());
     let loaded = load(&args.cur, &args.tag_keys, progress.clone()).await;
     progress.finish();
     let store = Arc::new(loaded?);
+    let listener = listen(&args.listen)
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let server = Arc::new(
-        tiny_http::Server::http(&args.listen)
+        tiny_http::Server::from_listener(listener, None)
             .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?,
     );
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
@@ -139,4 +164,26 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(format!("the server stopped: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen;
+
+    #[test]
+    fn accepted_connections_send_without_delay() {
+        let listener = listen("127.0.0.1:0").expect("listen");
+        let address = listener.local_addr().expect("address");
+        let _client = std::net::TcpStream::connect(address).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        assert!(
+            accepted.nodelay().expect("nodelay"),
+            "an accepted connection must not wait for delayed ACKs (TCP_NODELAY)"
+        );
+    }
+
+    #[test]
+    fn an_address_that_does_not_resolve_is_an_error() {
+        assert!(listen("not an address").is_err());
+    }
 }

@@ -420,7 +420,7 @@ def deploy(cfn_path: str) -> int:
                 ),
                 "ListAthenaResultsBucket": ({"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"}, {bucket_arn}),
                 "WriteAthenaResults": ({"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, {f"{bucket_arn}/athena/*"}),
-                "ClaimRuns": ({"dynamodb:PutItem", "dynamodb:GetItem"}, {table_arn}),
+                "ClaimRuns": ({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}, {table_arn}),
                 "TableKeyViaDynamoDB": ({"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"}, {key_arn}),
                 "WriteOwnLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, None),
                 "SendToOwnFailureQueue": ({"sqs:SendMessage"}, {queue_arns["CurIngestDeadLetterQueue"]}),
@@ -468,6 +468,14 @@ def deploy(cfn_path: str) -> int:
             if logs_st:
                 function = role_name  # function name == role name
                 c.check(f"{role_name}/WriteOwnLogs scoped to its log group", all(f":log-group:/aws/lambda/{function}:" in r or r.endswith(f":log-group:/aws/lambda/{function}") for r in as_list(logs_st["Resource"])), logs_st["Resource"])
+        # The reconciler's schedule role: trusted by EventBridge Scheduler of this account only, may only
+        # invoke cur-ingest.
+        schedule_role = iam.get_role(RoleName=f"{prefix}-reconcile-schedule")["Role"]
+        trust = schedule_role["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        c.equal("reconcile-schedule trusts only scheduler.amazonaws.com of this account", [(s["Principal"], s.get("Condition")) for s in trust["Statement"]], [({"Service": "scheduler.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": ACCOUNT}})])
+        schedule_statements = policy_statements(iam, f"{prefix}-reconcile-schedule")
+        c.equal("reconcile-schedule may only invoke cur-ingest", {sid: (set(as_list(st["Action"])), set(as_list(st["Resource"]))) for sid, st in schedule_statements.items()}, {"InvokeCurIngest": ({"lambda:InvokeFunction"}, {f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{prefix}-cur-ingest"})})
         ingest = policy_statements(iam, f"{prefix}-cur-ingest")
         c.equal("cur-ingest ListBucket limited to the CUR prefix", ingest["ListCurPrefix"].get("Condition"), {"StringLike": {"s3:prefix": f"{cur_prefix}*"}})
 
@@ -606,8 +614,18 @@ def deploy(cfn_path: str) -> int:
         c.check("static: metric filter on the writer log group -> kubecur/FailedAllocationRuns", mf["LogGroupName"] == {"Ref": "AllocationWriterLogGroup"} and "Allocation run failed" in mf["FilterPattern"] and mf["MetricTransformations"][0]["MetricNamespace"] == "kubecur" and mf["MetricTransformations"][0]["MetricName"] == "FailedAllocationRuns", mf)
         alarms = {l: props(l) for l, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
         alarm_metrics = sorted((a["Namespace"], a["MetricName"]) for a in alarms.values())
-        c.equal("static: alarms", alarm_metrics, sorted([("AWS/Lambda", "Errors")] * 3 + [("AWS/SQS", "ApproximateNumberOfMessagesVisible")] * 2 + [("kubecur", "FailedAllocationRuns")]))
+        c.equal("static: alarms", alarm_metrics, sorted([("AWS/Lambda", "Errors")] * 3 + [("AWS/SQS", "ApproximateNumberOfMessagesVisible")] * 2 + [("kubecur", "FailedAllocationRuns"), ("kubecur", "StalePeriods"), ("kubecur", "FailedPeriods")]))
         c.check("static: every alarm > 0 with AlarmActions when given", all(a["ComparisonOperator"] == "GreaterThanThreshold" and a["Threshold"] == 0 and a["AlarmActions"] == {"Fn::If": ["HasAlarmActions", {"Ref": "AlarmActions"}, {"Ref": "AWS::NoValue"}]} for a in alarms.values()), alarms)
+        schedule = props("ReconcilerSchedule")
+        c.check(
+            "static: reconciler schedule invokes cur-ingest with {\"kubecur\": \"reconcile\"} on the ReconcileSchedule parameter",
+            schedule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+            and schedule["Target"]["Arn"] == {"Fn::GetAtt": ["CurIngestFunction", "Arn"]}
+            and schedule["Target"]["RoleArn"] == {"Fn::GetAtt": ["ReconcileScheduleRole", "Arn"]}
+            and json.loads(schedule["Target"]["Input"]) == {"kubecur": "reconcile"},
+            schedule,
+        )
+        c.equal("static: ReconcileSchedule default is hourly", cfn["Parameters"]["ReconcileSchedule"]["Default"], "rate(1 hour)")
         glue = res["CurGlueTable"]
         c.check("static: Glue table only with CreateGlueTable, partitioned by billing_period at <cur>/<prefix>data/", glue.get("Condition") == "CreateGlueTableCondition" and glue["Properties"]["TableInput"]["PartitionKeys"] == [{"Name": "billing_period", "Type": "string"}] and glue["Properties"]["TableInput"]["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${CurBucketName}/${CurPrefix}data/"}, glue)
         qp = props("DeadLetterQueuePolicy")["PolicyDocument"]["Statement"]
@@ -642,7 +660,7 @@ def deploy(cfn_path: str) -> int:
         c.equal("static: export only with CreateDataExport, after the bucket policy", (res["CurDataExport"].get("Condition"), res["CurDataExport"].get("DependsOn")), ("CreateDataExportCondition", "ExportBucketPolicy"))
         if "CurGlueDatabase" in dict(stripped):
             c.equal("static: Glue database named by the parameter", props("CurGlueDatabase")["DatabaseInput"]["Name"], {"Ref": "GlueDatabase"})
-        covered = {"ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "OpenApiRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
+        covered = {"ReconcilerSchedule", "ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "OpenApiRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
         covered |= set(alarms) | {l for l, r in res.items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
         unchecked = sorted(l for l, _t in stripped if l not in covered)
         c.equal("every stripped resource has a static check", unchecked, [])

@@ -72,8 +72,8 @@ pub struct IngestConfig {
     pub database: String,
     pub cur_table: String,
     pub output_location: Option<String>,
-    /// Override specs, each `CONCEPT=KEY[,KEY]`, validated.
-    pub tag_keys: Vec<String>,
+    /// The tag mapping with the overrides applied (validated and typed once, here).
+    pub tag_mapping: TagMapping,
     pub ddl_timeout_seconds: u64,
 }
 
@@ -122,7 +122,7 @@ impl IngestConfig {
                     .collect()
             })
             .unwrap_or_default();
-        tag_mapping(&tag_keys).map_err(|e| ConfigError {
+        let tag_mapping = tag_mapping(&tag_keys).map_err(|e| ConfigError {
             name: TAG_KEYS,
             reason: e.to_string(),
         })?;
@@ -143,7 +143,7 @@ impl IngestConfig {
             database: required(&lookup, ATHENA_DATABASE)?,
             cur_table: required(&lookup, ATHENA_TABLE)?,
             output_location,
-            tag_keys,
+            tag_mapping,
             ddl_timeout_seconds,
         })
     }
@@ -227,7 +227,12 @@ mod tests {
             "namespace=app.kubernetes.io/part-of,team; cluster=eks_cluster",
         ));
         let config = IngestConfig::from_lookup(env(&pairs)).expect("valid");
-        assert_eq!(config.tag_keys.len(), 2);
+        let expected = tag_mapping(&[
+            "namespace=app.kubernetes.io/part-of,team".to_string(),
+            "cluster=eks_cluster".to_string(),
+        ])
+        .expect("valid");
+        assert_eq!(config.tag_mapping, expected);
         assert_eq!(config.output_location, None);
         assert_eq!(config.ddl_timeout_seconds, 120);
     }

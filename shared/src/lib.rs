@@ -5,7 +5,7 @@
 //! - [`ports`]: capability traits ([`ports::QueryEngine`], [`ports::Progress`]) that adapters implement.
 //! - [`service`]: the allocation use case over any [`ports::QueryEngine`].
 //! - [`config`]: the functions' environment variables, typed.
-//! - `pipeline` (feature `aws`): the ingest and writer use cases of the AWS pipeline.
+//! - [`pipeline`]: the ingest, writer and reconciler use cases of the AWS pipeline, over ports.
 //! - [`api`]: the allocation API (routes, parameters, JSON/CSV), shared by the Lambda and `kubecur serve`.
 //! - [`adapters`]: the embedded DataFusion engine (feature `local-engine`); AWS adapters (feature `aws`).
 //! - `sample` (feature `local-engine`): the synthetic CUR generator.
@@ -17,7 +17,6 @@ pub mod domain;
 pub mod ports;
 pub mod service;
 
-#[cfg(feature = "aws")]
 pub mod pipeline;
 
 #[cfg(feature = "local-engine")]

@@ -3,8 +3,10 @@
 //! - [`datafusion`] (feature `local-engine`): `DataFusionQueryEngine`, the embedded engine over CUR files
 //!   on disk or in S3.
 //! - [`aws`] (feature `aws`): DynamoDB, Athena, Glue and S3 adapters for the Lambda functions.
+//! - [`memory`]: Athena, Glue and S3 in memory, for the pipeline's tests and fault simulation.
 
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "local-engine")]
 pub mod datafusion;
+pub mod memory;

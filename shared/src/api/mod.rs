@@ -16,7 +16,8 @@ pub use params::{allocation_parameters, AllocationQuery, Limits, ParamError};
 
 use crate::domain::allocation::{Allocation, AllocationRow};
 use crate::domain::delivery::decode_event_key;
-use crate::domain::snapshot::{answer, Level, SnapshotGroup};
+use crate::domain::run::Health;
+use crate::domain::snapshot::{answer, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::{CostMetric, UsageWindow};
 use crate::ports::{PeriodStatus, SnapshotReader, StoreError};
 use chrono::NaiveDate;
@@ -437,6 +438,24 @@ fn render_csv(sets: &[(Allocation, Vec<AllocationRow>)], query: &AllocationQuery
     out
 }
 
+/// `fresh`, `stale (why)` or `failed (why)` for a period (domain rule: [`Health::judge`]).
+fn health(p: &PeriodStatus) -> Health {
+    Health::judge(
+        p.serving.as_ref().map(|s| s.version),
+        p.latest.as_ref(),
+        p.last_failure
+            .as_ref()
+            .map(|f| (f.run_id.as_str(), f.reason.as_str())),
+    )
+}
+
+/// Seconds since the serving snapshot was computed.
+fn age_seconds(info: &SnapshotInfo) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(&info.computed_at)
+        .ok()
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+}
+
 async fn status<S: SnapshotReader>(store: &S) -> Result<ApiResponse, StoreError> {
     let periods: Vec<PeriodStatus> = store.all_pointers().await?;
     let data: Vec<Value> = periods
@@ -444,6 +463,13 @@ async fn status<S: SnapshotReader>(store: &S) -> Result<ApiResponse, StoreError>
         .map(|p| {
             json!({
                 "period": p.period.label(),
+                "health": health(p).label(),
+                "ageSeconds": p.serving.as_ref().and_then(age_seconds),
+                "latest": p.latest.as_ref().map(|l| json!({
+                    "runId": l.run_id,
+                    "version": l.version,
+                    "state": l.state.name(),
+                })),
                 "serving": p.serving.as_ref().map(|s| json!({
                     "version": s.version,
                     "runId": s.run_id,
@@ -667,6 +693,68 @@ mod tests {
             query: vec![],
         };
         assert_eq!(handle(&store, &request, today()).await.status, 405);
+    }
+
+    #[tokio::test]
+    async fn status_says_fresh_stale_or_failed_with_the_reason_and_age() {
+        use crate::domain::run::{Run, RunState};
+        use crate::ports::pipeline::RunStore;
+        use crate::ports::RunFailure;
+        let store = store();
+        let (_, body) = get(&store, "/status", &[]).await;
+        assert_eq!(body["data"][0]["health"], "fresh", "{body}");
+        let computed = chrono::DateTime::parse_from_rfc3339("2024-07-01T07:00:00Z").expect("valid");
+        let expected = (chrono::Utc::now() - computed.with_timezone(&chrono::Utc)).num_seconds();
+        let age = body["data"][0]["ageSeconds"].as_i64().expect("an age");
+        assert!((age - expected).abs() <= 5, "{age} vs {expected}");
+
+        let mut run = Run {
+            id: "cur/x#2024-06#exec-2".into(),
+            period: BillingPeriod {
+                year: 2024,
+                month: 6,
+            },
+            version: 9,
+            source: "exec-2".into(),
+            state: RunState::Querying,
+            query_id: Some("q-2".into()),
+            columns: vec![],
+            tag_mapping: crate::domain::TagMapping::default(),
+            missing_tags: vec![],
+            failure: None,
+            updated_at_ms: 1_719_900_000_000,
+        };
+        store.note_latest(&run).await.expect("noted");
+        let (_, body) = get(&store, "/status", &[]).await;
+        let health = body["data"][0]["health"].as_str().expect("text");
+        assert!(
+            health.starts_with(
+                "stale (newer delivery cur/x#2024-06#exec-2 is QUERYING since 2024-07-02"
+            ),
+            "{health}"
+        );
+        assert_eq!(
+            body["data"][0]["serving"]["version"], 7,
+            "the old snapshot still serves"
+        );
+
+        run.fail("Athena query q-2 failed: boom", 1_719_900_100_000)
+            .expect("allowed");
+        let failure = RunFailure {
+            run_id: run.id.clone(),
+            reason: "Athena query q-2 failed: boom".into(),
+            at: "2024-07-02T06:00:00Z".into(),
+        };
+        store
+            .record_failure(&run, &failure)
+            .await
+            .expect("recorded");
+        let (_, body) = get(&store, "/status", &[]).await;
+        assert_eq!(
+            body["data"][0]["health"],
+            "failed (Athena query q-2 failed: boom)"
+        );
+        assert_eq!(body["data"][0]["latest"]["state"], "FAILED");
     }
 
     #[tokio::test]

@@ -178,6 +178,29 @@ impl SnapshotInfo {
     }
 }
 
+/// What publishing a snapshot of version `candidate` does to a pointer serving `serving`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerDecision {
+    /// The candidate is newer (or nothing serves): it becomes the serving snapshot.
+    Flip,
+    /// The candidate already serves (a rerun after the flip).
+    AlreadyServing,
+    /// A newer version serves; the candidate must not.
+    KeepNewer(i64),
+}
+
+/// The one rule of publishing: only a newer version replaces the serving snapshot, whatever order
+/// runs finish in. Every store decides with it (DynamoDB renders it as its condition expression
+/// `attribute_not_exists(version) OR version < :version` and classifies a refusal with it).
+pub fn newer_wins(serving: Option<i64>, candidate: i64) -> PointerDecision {
+    match serving {
+        None => PointerDecision::Flip,
+        Some(v) if v < candidate => PointerDecision::Flip,
+        Some(v) if v == candidate => PointerDecision::AlreadyServing,
+        Some(v) => PointerDecision::KeepNewer(v),
+    }
+}
+
 /// Where a snapshot comes from: the fields of [`SnapshotInfo`] an allocation cannot tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotOrigin {

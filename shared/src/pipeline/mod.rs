@@ -1,31 +1,70 @@
-//! The AWS pipeline's use cases (feature `aws`): the ingest (a delivery finished → partition + query)
-//! and the writer (a query finished → snapshot). The Lambda crates only parse events and call these.
+//! The AWS pipeline's use cases, over ports (`ports::pipeline`): the ingest (a delivery finished →
+//! partition + query), the writer (a query finished → snapshot), the reconciler (on a schedule: find
+//! what was missed and finish it) and snapshot publishing, shared with `kubecur serve`. The Lambda
+//! crates only parse events and wire the AWS adapters in; the tests wire the memory adapters in.
 
 pub mod ingest;
+pub mod publish;
+pub mod reconcile;
 pub mod writer;
 
-use crate::adapters::aws::AwsError;
 use crate::domain::columns::ColumnSet;
 use crate::domain::plan::{AllocationPlan, AllocationRequest};
+use crate::domain::run::{IllegalTransition, Run};
 use crate::domain::window::{BillingPeriod, UsageWindow};
-use crate::domain::{Dimension, DomainError};
-use crate::ports::{EngineError, StoreError};
+use crate::domain::{Dimension, DomainError, TagMapping};
+use crate::ports::pipeline::{Clock, ErrorKind, ExternalError, RunStore};
+use crate::ports::{EngineError, RunFailure, StoreError};
 
-/// Why a pipeline step failed. The Lambda returns it as the invocation's error, so the event is
-/// retried and, after the retries, kept by the on-failure destination: nothing is dropped silently.
+/// The most bytes the ingest reads of a delivery signal: a manifest (it lists the delivery's files;
+/// AWS splits data into parts of at most a few GB, so even a large export's manifest is far below
+/// this) or the legacy status object (a one-row Parquet file of a few hundred bytes).
+pub const MAX_SIGNAL_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The most result rows the writer takes: the result is held in memory while the snapshot is built
+/// (the writer function has 1,024 MB). A larger result fails the run with this limit named.
+pub const MAX_RESULT_ROWS: usize = 1_000_000;
+
+/// How long items of a replaced snapshot stay readable for requests that read its pointer before the flip.
+pub const EXPIRY_GRACE_SECONDS: i64 = 3600;
+
+/// Why a pipeline step failed. The Lambda returns it as the invocation's error with
+/// [`PipelineError::kind`] as `errorType`, so the event is retried and, after the retries, kept by
+/// the on-failure destination: nothing is dropped silently.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The event or an object it points at is unusable as given (named in the message).
     #[error("{0}")]
-    Input(String),
+    InvalidEvent(String),
+    /// The deployment is wrong (named in the message).
+    #[error("{0}")]
+    Misconfigured(String),
     #[error(transparent)]
-    Aws(#[from] AwsError),
+    External(#[from] ExternalError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Domain(#[from] DomainError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Conflict(#[from] IllegalTransition),
+}
+
+impl PipelineError {
+    /// The stable class of the error, reported as the Lambda's `errorType`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::InvalidEvent(_) => ErrorKind::InvalidEvent,
+            PipelineError::Misconfigured(_) | PipelineError::Domain(_) => ErrorKind::Misconfigured,
+            PipelineError::External(e) => e.kind,
+            PipelineError::Store(StoreError::Malformed { .. }) => ErrorKind::Internal,
+            PipelineError::Store(StoreError::Backend { .. }) => ErrorKind::Transient,
+            PipelineError::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
+            PipelineError::Engine(_) => ErrorKind::InvalidEvent,
+            PipelineError::Conflict(_) => ErrorKind::Conflict,
+        }
+    }
 }
 
 /// The allocation every run computes: the whole billing period at full grain, so any window and
@@ -33,13 +72,62 @@ pub enum PipelineError {
 pub fn run_plan(
     columns: &[String],
     period: BillingPeriod,
-    tag_keys: &[String],
+    tag_mapping: &TagMapping,
 ) -> Result<AllocationPlan, DomainError> {
     let request = AllocationRequest {
         window: Some(UsageWindow::billing_period(period)),
         group_by: Dimension::ALL.to_vec(),
-        tag_mapping: crate::config::tag_mapping(tag_keys)?,
+        tag_mapping: tag_mapping.clone(),
         accounts: Vec::new(),
     };
     AllocationPlan::new(&ColumnSet::new(columns.iter()), &request)
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Fails `run` with `reason`: the failure goes on the period's pointer first (so it shows on
+/// `/status` even if the next write fails), then the run becomes final. A retry after a crash in
+/// between finds the run non-final and records the failure again (idempotent).
+pub(crate) async fn fail_run<S: RunStore>(
+    store: &S,
+    clock: &dyn Clock,
+    run: &mut Run,
+    reason: &str,
+) -> Result<(), PipelineError> {
+    tracing::error!(run = %run.id, %reason, "Allocation run failed; the previous snapshot keeps serving.");
+    let now = clock.now_ms();
+    let mut failed = run.clone();
+    failed.fail(reason, now)?;
+    store
+        .record_failure(
+            &failed,
+            &RunFailure {
+                run_id: run.id.clone(),
+                reason: reason.to_string(),
+                at: rfc3339(now),
+            },
+        )
+        .await?;
+    store.put_run(&failed, run.state).await?;
+    *run = failed;
+    Ok(())
+}
+
+/// Moves `run` to `to`, records it, and notes it on the period's pointer.
+pub(crate) async fn advance<S: RunStore>(
+    store: &S,
+    clock: &dyn Clock,
+    run: &mut Run,
+    to: crate::domain::run::RunState,
+) -> Result<(), PipelineError> {
+    let mut next = run.clone();
+    next.advance(to, clock.now_ms())?;
+    store.put_run(&next, run.state).await?;
+    store.note_latest(&next).await?;
+    *run = next;
+    Ok(())
 }

@@ -1,14 +1,16 @@
 //! An allocation query finished: write its result as a new snapshot and publish it atomically, or
 //! record why it failed. The previous snapshot serves until the pointer flips.
 
-use super::{run_plan, PipelineError};
-use crate::adapters::aws::athena::{Athena, QueryState};
-use crate::adapters::aws::dynamo::{DynamoStore, Flip, EXPIRY_GRACE_SECONDS};
-use crate::adapters::aws::s3;
-use crate::domain::run::{Run, RunState};
-use crate::domain::snapshot::{build_snapshot, SnapshotInfo, SnapshotOrigin};
-use crate::ports::RunFailure;
+use super::publish::{build, publish, Snapshot};
+use super::{advance, fail_run, rfc3339, run_plan, PipelineError, MAX_RESULT_ROWS};
+use crate::domain::run::{check_figures, parse_query_marker, Run, RunState};
+use crate::domain::snapshot::SnapshotOrigin;
+use crate::ports::pipeline::{
+    Clock, ErrorKind, Flip, ObjectReader, QueryRunner, QueryState, QueryStatus, RunStore,
+    SnapshotWriter,
+};
 use crate::service::read_allocation;
+use std::sync::Arc;
 
 /// The parts of an `Athena Query State Change` event the writer acts on
 /// (docs/cur-reference.md#athena).
@@ -29,7 +31,7 @@ pub enum WriterOutcome {
     NotFinal,
     /// The run already ended (a repeated event).
     AlreadyDone { run_id: String, state: RunState },
-    /// The query failed or was cancelled; recorded.
+    /// The query failed or was cancelled, or its result cannot become a snapshot; recorded.
     Failed { run_id: String, reason: String },
     /// The snapshot now serves.
     Published {
@@ -41,30 +43,96 @@ pub enum WriterOutcome {
     Superseded { run_id: String, serving: i64 },
 }
 
-/// The writer use case with its adapters.
-#[derive(Debug, Clone)]
-pub struct Writer {
-    pub s3: aws_sdk_s3::Client,
-    pub athena: Athena,
-    pub store: DynamoStore,
+/// The writer use case over its ports.
+#[derive(Clone)]
+pub struct Writer<S, Q, O> {
+    pub store: S,
+    pub queries: Q,
+    pub objects: O,
+    pub clock: Arc<dyn Clock>,
+    /// The most result rows taken (default [`MAX_RESULT_ROWS`]).
+    pub max_result_rows: usize,
 }
 
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
+impl<S, Q, O> std::fmt::Debug for Writer<S, Q, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("max_result_rows", &self.max_result_rows)
+            .finish_non_exhaustive()
+    }
 }
 
-impl Writer {
+impl<S, Q, O> Writer<S, Q, O> {
+    pub fn new(store: S, queries: Q, objects: O, clock: Arc<dyn Clock>) -> Writer<S, Q, O> {
+        Writer {
+            store,
+            queries,
+            objects,
+            clock,
+            max_result_rows: MAX_RESULT_ROWS,
+        }
+    }
+}
+
+impl<S: RunStore + SnapshotWriter, Q: QueryRunner, O: ObjectReader> Writer<S, Q, O> {
     pub async fn handle(&self, event: &QueryEvent) -> Result<WriterOutcome, PipelineError> {
-        if event.workgroup != self.athena.workgroup() {
+        if event.workgroup != self.queries.workgroup() {
             return Ok(WriterOutcome::NotOurs);
         }
         if QueryState::parse(&event.state).unwrap_or(QueryState::Running) == QueryState::Running {
             return Ok(WriterOutcome::NotFinal);
         }
-        let Some(mut run) = self.store.run_by_query(&event.query_id).await? else {
-            tracing::debug!(query = %event.query_id, "Not a kubecur allocation query; ignored.");
-            return Ok(WriterOutcome::NotOurs);
+        let (run, status) = match self.store.run_by_query(&event.query_id).await? {
+            Some(run) => (run, None),
+            None => match self.unindexed(&event.query_id).await? {
+                Some(found) => found,
+                None => {
+                    tracing::debug!(query = %event.query_id, "Not a kubecur allocation query; ignored.");
+                    return Ok(WriterOutcome::NotOurs);
+                }
+            },
         };
+        self.finish(run, &event.query_id, status).await
+    }
+
+    /// A query the index does not know: the ingest writes the index after `StartQueryExecution`, so
+    /// the event can come first (or the ingest died in between). The query's first line names the
+    /// run that started it; the index is then written here.
+    async fn unindexed(
+        &self,
+        query_id: &str,
+    ) -> Result<Option<(Run, Option<QueryStatus>)>, PipelineError> {
+        let status = match self.queries.status(query_id).await {
+            Ok(status) => status,
+            // Athena does not know the query (InvalidRequestException): not one kubecur started.
+            Err(e) if e.kind != ErrorKind::Transient => {
+                tracing::warn!(query = %query_id, error = %e, "Athena cannot describe the query; not ours.");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some((period, run_id)) = status.query.as_deref().and_then(parse_query_marker) else {
+            return Ok(None);
+        };
+        let run = self.store.run(period, &run_id).await?.ok_or_else(|| {
+            PipelineError::Store(crate::ports::StoreError::Backend {
+                context: format!("finding the run of Athena query {query_id}"),
+                source: format!("the query names run {run_id}, which is not recorded (yet)").into(),
+            })
+        })?;
+        self.store.index_query(&run, query_id).await?;
+        tracing::info!(run = %run.id, query = %query_id, "Query indexed from its marker.");
+        Ok(Some((run, Some(status))))
+    }
+
+    /// Takes `run` (whose query is `query_id`) to a final state if its query has ended. The writer
+    /// does it for an event; the reconciler for a run stuck in `QUERYING` or `WRITING`.
+    pub async fn finish(
+        &self,
+        mut run: Run,
+        query_id: &str,
+        status: Option<QueryStatus>,
+    ) -> Result<WriterOutcome, PipelineError> {
         if run.state.is_final() {
             return Ok(WriterOutcome::AlreadyDone {
                 run_id: run.id,
@@ -72,13 +140,26 @@ impl Writer {
             });
         }
         // The event is a hint; GetQueryExecution is the authority on state, reason and output.
-        let status = self.athena.status(&event.query_id).await?;
+        let status = match status {
+            Some(status) => status,
+            None => self.queries.status(query_id).await?,
+        };
+        if run.state == RunState::Claimed {
+            // The ingest started the query but stopped before recording it.
+            run.query_id = Some(query_id.to_string());
+            advance(
+                &self.store,
+                self.clock.as_ref(),
+                &mut run,
+                RunState::Querying,
+            )
+            .await?;
+        }
         match status.state {
             QueryState::Running => Ok(WriterOutcome::NotFinal),
             QueryState::Failed | QueryState::Cancelled => {
                 let reason = format!(
-                    "Athena query {} {}: {}",
-                    event.query_id,
+                    "Athena query {query_id} {}: {}",
                     if status.state == QueryState::Failed {
                         "failed"
                     } else {
@@ -86,98 +167,118 @@ impl Writer {
                     },
                     status.reason.unwrap_or_else(|| "no reason given".into())
                 );
-                self.fail(&mut run, &reason).await?;
-                Ok(WriterOutcome::Failed {
-                    run_id: run.id,
-                    reason,
-                })
+                self.failed(run, reason).await
             }
             QueryState::Succeeded => {
-                let output = status.output_location.ok_or_else(|| {
-                    PipelineError::Input(format!(
-                        "Athena query {} succeeded without an output location",
-                        event.query_id
-                    ))
-                })?;
-                self.publish(&mut run, &output).await
+                let Some(output) = status.output_location else {
+                    let reason =
+                        format!("Athena query {query_id} succeeded without an output location");
+                    return self.failed(run, reason).await;
+                };
+                self.publish(run, &output).await
             }
         }
     }
 
-    async fn fail(&self, run: &mut Run, reason: &str) -> Result<(), PipelineError> {
-        tracing::error!(run = %run.id, %reason, "Allocation run failed; the previous snapshot keeps serving.");
-        run.state = RunState::Failed;
-        run.failure = Some(reason.to_string());
-        self.store.put_run(run).await?;
-        self.store
-            .record_failure(
-                run.period,
-                &RunFailure {
-                    run_id: run.id.clone(),
-                    reason: reason.to_string(),
-                    at: now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                },
-            )
-            .await?;
-        Ok(())
+    async fn failed(&self, mut run: Run, reason: String) -> Result<WriterOutcome, PipelineError> {
+        fail_run(&self.store, self.clock.as_ref(), &mut run, &reason).await?;
+        Ok(WriterOutcome::Failed {
+            run_id: run.id,
+            reason,
+        })
     }
 
-    async fn publish(&self, run: &mut Run, output: &str) -> Result<WriterOutcome, PipelineError> {
-        let table = s3::read_result_csv(&self.s3, output).await?;
-        let plan = run_plan(&run.columns, run.period, &run.tag_keys)?;
-        let allocation = read_allocation(&plan, &table)?;
-        let groups = build_snapshot(&allocation)?;
-        let info = SnapshotInfo::describe(
-            &allocation,
-            &groups,
-            SnapshotOrigin {
-                period: run.period,
-                version: run.version,
-                run_id: run.id.clone(),
-                source: run.source.clone(),
-                computed_at: now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            },
-        );
-        run.state = RunState::Writing;
-        self.store.put_run(run).await?;
-        self.store.write_groups(&info, &groups).await?;
-        let expire_at = now().timestamp() + EXPIRY_GRACE_SECONDS;
-        match self.store.flip(&info).await? {
+    /// Reads the result, checks it, builds the snapshot: anything wrong with the result itself fails
+    /// the run with the reason (the previous snapshot keeps serving); store and network failures are
+    /// errors (retried).
+    async fn snapshot(
+        &self,
+        run: &Run,
+        output: &str,
+    ) -> Result<Result<Snapshot, String>, PipelineError> {
+        let table = match self.objects.read_result(output, self.max_result_rows).await {
+            Ok(table) => table,
+            Err(e) if e.kind == ErrorKind::InvalidEvent => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let plan = match run_plan(&run.columns, run.period, &run.tag_mapping) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(format!("planning the result of {output}: {e}"))),
+        };
+        let allocation = match read_allocation(&plan, &table) {
+            Ok(allocation) => allocation,
+            Err(e) => return Ok(Err(format!("reading the result {output}: {e}"))),
+        };
+        if let Err(bad) = check_figures(&allocation) {
+            return Ok(Err(format!(
+                "the result {output} has an unusable figure: {bad}"
+            )));
+        }
+        let origin = SnapshotOrigin {
+            period: run.period,
+            version: run.version,
+            run_id: run.id.clone(),
+            source: run.source.clone(),
+            computed_at: rfc3339(self.clock.now_ms()),
+        };
+        Ok(build(&allocation, origin).map_err(|e| format!("building the snapshot: {e}")))
+    }
+
+    async fn publish(&self, mut run: Run, output: &str) -> Result<WriterOutcome, PipelineError> {
+        let snapshot = match self.snapshot(&run, output).await? {
+            Ok(snapshot) => snapshot,
+            Err(reason) => return self.failed(run, reason).await,
+        };
+        let groups = snapshot.groups.len();
+        advance(
+            &self.store,
+            self.clock.as_ref(),
+            &mut run,
+            RunState::Writing,
+        )
+        .await?;
+        let published = publish(&self.store, snapshot, self.clock.now_ms() / 1000).await?;
+        match published.flip {
             Flip::Flipped { previous } => {
-                let replaced = previous.as_ref().map(|p| p.version);
-                if let Some(previous) = previous.filter(|p| p.version != info.version) {
-                    let expired = self.store.expire(&previous, expire_at).await?;
-                    tracing::info!(
-                        version = previous.version,
-                        items = expired,
-                        "Replaced snapshot expires."
-                    );
-                }
-                run.state = RunState::Serving;
-                self.store.put_run(run).await?;
-                tracing::info!(run = %run.id, groups = groups.len(), "Snapshot published.");
+                advance(
+                    &self.store,
+                    self.clock.as_ref(),
+                    &mut run,
+                    RunState::Serving,
+                )
+                .await?;
+                tracing::info!(run = %run.id, groups, "Snapshot published.");
                 Ok(WriterOutcome::Published {
-                    run_id: run.id.clone(),
-                    groups: groups.len(),
-                    replaced,
+                    run_id: run.id,
+                    groups,
+                    replaced: previous.map(|p| p.version),
                 })
             }
             Flip::AlreadyServing => {
-                run.state = RunState::Serving;
-                self.store.put_run(run).await?;
+                advance(
+                    &self.store,
+                    self.clock.as_ref(),
+                    &mut run,
+                    RunState::Serving,
+                )
+                .await?;
                 Ok(WriterOutcome::Published {
-                    run_id: run.id.clone(),
-                    groups: groups.len(),
+                    run_id: run.id,
+                    groups,
                     replaced: None,
                 })
             }
             Flip::Newer { serving } => {
-                self.store.expire(&info, expire_at).await?;
-                run.state = RunState::Superseded;
-                self.store.put_run(run).await?;
+                advance(
+                    &self.store,
+                    self.clock.as_ref(),
+                    &mut run,
+                    RunState::Superseded,
+                )
+                .await?;
                 tracing::info!(run = %run.id, serving, "A newer snapshot already serves; this one expires.");
                 Ok(WriterOutcome::Superseded {
-                    run_id: run.id.clone(),
+                    run_id: run.id,
                     serving,
                 })
             }

@@ -1,4 +1,7 @@
-//! Ports: the capabilities the allocation use case needs from the outside world.
+//! Ports: the capabilities the allocation use case needs from the outside world. The pipeline's
+//! write side is in [`pipeline`].
+
+pub mod pipeline;
 
 use crate::domain::columns::ColumnSet;
 use crate::domain::plan::ColumnKind;
@@ -118,6 +121,10 @@ pub enum StoreError {
     /// A stored item does not have the shape kubecur writes (hand edits, a newer schema): named.
     #[error("stored item {key} is malformed: {reason}")]
     Malformed { key: String, reason: String },
+    /// A conditional write lost: the item changed since it was read (another invocation moved the run
+    /// on). Retrying reads it again.
+    #[error("{key} changed concurrently: {reason}")]
+    Conflict { key: String, reason: String },
     /// The store failed (network, throttling beyond retries, permissions).
     #[error("{context}: {source}")]
     Backend {
@@ -136,12 +143,16 @@ pub struct RunFailure {
     pub at: String,
 }
 
-/// One billing period's pointer: the snapshot it serves (if any) and its last failure (if any).
+/// One billing period's pointer: the snapshot it serves (if any), its last failure (if any), the
+/// newest delivery kubecur knows of, and the versions replaced by a flip whose items have not been
+/// given a time to live yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodStatus {
     pub period: BillingPeriod,
     pub serving: Option<SnapshotInfo>,
     pub last_failure: Option<RunFailure>,
+    pub latest: Option<crate::domain::run::LatestRun>,
+    pub retiring: Vec<i64>,
 }
 
 /// Reads serving snapshots: DynamoDB on AWS, memory in `kubecur serve`.

@@ -119,10 +119,18 @@ data "aws_iam_policy_document" "cur_ingest" {
     resources = [local.results_bucket_arn]
   }
 
+  # Claims, run records and the pointer's notes; as the reconciler (the schedule's invocation) it also
+  # lists a period's runs and finishes stuck runs, which writes snapshots like the writer.
   statement {
-    sid       = "ClaimRuns"
-    effect    = "Allow"
-    actions   = ["dynamodb:PutItem", "dynamodb:GetItem"]
+    sid    = "ClaimRuns"
+    effect = "Allow"
+    actions = [
+      "dynamodb:PutItem",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:Query",
+      "dynamodb:BatchWriteItem",
+    ]
     resources = [local.table_arn]
   }
 

@@ -124,6 +124,17 @@ variable "tag_keys" {
   }
 }
 
+variable "reconcile_schedule" {
+  description = "EventBridge Scheduler expression of the reconciler (docs/pipeline.md): how often recent billing periods are checked for lost events and stuck runs."
+  type        = string
+  default     = "rate(1 hour)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
+    error_message = "reconcile_schedule must be a rate(...) or cron(...) expression."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of the functions' and the API's CloudWatch log groups, in days."
   type        = number

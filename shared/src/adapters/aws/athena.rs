@@ -6,37 +6,7 @@ use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultCo
 use aws_sdk_athena::Client;
 use std::time::Duration;
 
-/// A query's state as kubecur acts on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryState {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl QueryState {
-    /// From the state names of the API and of the `Athena Query State Change` event.
-    pub fn parse(text: &str) -> Option<QueryState> {
-        match text {
-            "QUEUED" | "RUNNING" => Some(QueryState::Running),
-            "SUCCEEDED" => Some(QueryState::Succeeded),
-            "FAILED" => Some(QueryState::Failed),
-            "CANCELLED" => Some(QueryState::Cancelled),
-            _ => None,
-        }
-    }
-}
-
-/// What `GetQueryExecution` says about a query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryStatus {
-    pub state: QueryState,
-    /// Why it failed or was cancelled (`StateChangeReason`, else the Athena error message).
-    pub reason: Option<String>,
-    /// `s3://…/<query id>.csv`: the result as one CSV object.
-    pub output_location: Option<String>,
-}
+pub use crate::ports::pipeline::{QueryState, QueryStatus};
 
 /// Athena in one workgroup.
 #[derive(Debug, Clone)]
@@ -136,6 +106,7 @@ impl Athena {
                 .result_configuration()
                 .and_then(|r| r.output_location())
                 .map(str::to_string),
+            query: execution.query().map(str::to_string),
         })
     }
 
@@ -157,6 +128,36 @@ impl Athena {
             }
             backoff.wait().await;
         }
+    }
+}
+
+impl crate::ports::pipeline::QueryRunner for Athena {
+    fn workgroup(&self) -> &str {
+        &self.workgroup
+    }
+
+    async fn start(
+        &self,
+        sql: &str,
+        database: &str,
+        token: Option<&str>,
+    ) -> Result<String, crate::ports::pipeline::ExternalError> {
+        Ok(Athena::start(self, sql, database, token).await?)
+    }
+
+    async fn status(
+        &self,
+        query_id: &str,
+    ) -> Result<QueryStatus, crate::ports::pipeline::ExternalError> {
+        Ok(Athena::status(self, query_id).await?)
+    }
+
+    async fn wait(
+        &self,
+        query_id: &str,
+        timeout: Duration,
+    ) -> Result<QueryStatus, crate::ports::pipeline::ExternalError> {
+        Ok(Athena::wait(self, query_id, timeout).await?)
     }
 }
 

@@ -3,15 +3,7 @@
 use super::AwsError;
 use aws_sdk_glue::Client;
 
-/// What kubecur needs from the catalog's table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableInfo {
-    /// Data columns then partition keys, as Glue names them (lower case).
-    pub columns: Vec<String>,
-    pub partition_keys: Vec<String>,
-    /// `s3://…/` under which the partition folders live.
-    pub location: Option<String>,
-}
+pub use crate::ports::pipeline::TableInfo;
 
 /// Reads `database.table` (`GetTable`).
 pub async fn table_info(
@@ -45,4 +37,18 @@ pub async fn table_info(
         partition_keys,
         location: descriptor.and_then(|d| d.location()).map(str::to_string),
     })
+}
+
+/// The Glue catalog behind the [`Catalog`](crate::ports::pipeline::Catalog) port.
+#[derive(Debug, Clone)]
+pub struct GlueCatalog(pub Client);
+
+impl crate::ports::pipeline::Catalog for GlueCatalog {
+    async fn table(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<TableInfo, crate::ports::pipeline::ExternalError> {
+        Ok(table_info(&self.0, database, table).await?)
+    }
 }

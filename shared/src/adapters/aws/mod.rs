@@ -8,6 +8,15 @@ pub mod retry;
 pub mod s3;
 
 pub use dynamo::DynamoStore;
+pub use glue::GlueCatalog;
+pub use s3::S3Objects;
+
+/// The use cases wired to AWS, as the Lambda functions run them.
+pub type AwsIngest =
+    crate::pipeline::ingest::Ingest<DynamoStore, athena::Athena, GlueCatalog, S3Objects>;
+pub type AwsWriter = crate::pipeline::writer::Writer<DynamoStore, athena::Athena, S3Objects>;
+pub type AwsReconciler =
+    crate::pipeline::reconcile::Reconciler<DynamoStore, athena::Athena, GlueCatalog, S3Objects>;
 
 /// An AWS call failed, or returned something unusable. `context` says what kubecur was doing.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +37,18 @@ impl AwsError {
         }
     }
 
-    /// Maps an SDK error, keeping its code and the full error chain in the message.
+    /// The port's view of the error: its stable class from the service's code, the concise message.
+    pub fn external(self) -> crate::ports::pipeline::ExternalError {
+        crate::ports::pipeline::ExternalError {
+            kind: crate::ports::pipeline::ErrorKind::of_aws_code(self.code.as_deref()),
+            context: self.context,
+            message: self.message,
+        }
+    }
+
+    /// Maps an SDK error to its code and message (`NoSuchKey: The specified key does not exist.`).
+    /// The raw response (headers, body, the whole error chain) is logged, never put in the message:
+    /// it would land in Lambda's error report and the dead-letter queue.
     pub fn from_sdk<E, R>(
         context: impl Into<String>,
     ) -> impl FnOnce(aws_sdk_s3::error::SdkError<E, R>) -> AwsError
@@ -39,14 +59,47 @@ impl AwsError {
         let context = context.into();
         move |err| {
             use aws_sdk_s3::error::ProvideErrorMetadata;
+            tracing::warn!(%context, error = %aws_sdk_s3::error::DisplayErrorContext(&err), "AWS call failed.");
             let code = err.code().map(str::to_string);
+            let message = match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                (None, _) => concise(&err),
+            };
             AwsError {
                 context,
-                message: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+                message,
                 code,
             }
         }
     }
+}
+
+impl From<AwsError> for crate::ports::pipeline::ExternalError {
+    fn from(err: AwsError) -> Self {
+        err.external()
+    }
+}
+
+/// An SDK error without a service code (timeout, dispatch or response failure): its kind, and the
+/// innermost cause's first line, bounded.
+fn concise<E: std::error::Error>(err: &E) -> String {
+    let mut source: &dyn std::error::Error = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    let text = source.to_string();
+    let first = text.lines().next().unwrap_or("");
+    let mut out = format!("{err}: {first}");
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
 }
 
 /// The shared SDK configuration from the environment (Lambda: its role's credentials and region;

@@ -2,6 +2,7 @@
 //! [`ResultTable`], and recent changes under a prefix.
 
 use super::AwsError;
+use crate::ports::pipeline::{ErrorKind, ExternalError, ObjectMeta, ObjectReader, StoredObject};
 use crate::ports::{Cell, ResultTable};
 use aws_sdk_s3::Client;
 
@@ -22,8 +23,13 @@ pub fn split_uri(uri: &str) -> Result<(String, String), AwsError> {
     }
 }
 
-/// A whole small object.
-pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+/// A whole small object, refused (without reading its body) when it is larger than `max_bytes`.
+pub async fn get_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    max_bytes: u64,
+) -> Result<StoredObject, ExternalError> {
     let context = format!("reading s3://{bucket}/{key}");
     let out = client
         .get_object()
@@ -32,17 +38,112 @@ pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Result<Vec<u
         .send()
         .await
         .map_err(AwsError::from_sdk(context.clone()))?;
-    let body = out
-        .body
-        .collect()
+    let too_large = |size: u64| {
+        ExternalError::new(
+            ErrorKind::InvalidEvent,
+            context.clone(),
+            format!("the object has {size} bytes or more, over the {max_bytes} byte limit for a delivery signal"),
+        )
+    };
+    if let Some(length) = out.content_length().and_then(|l| u64::try_from(l).ok()) {
+        if length > max_bytes {
+            return Err(too_large(length));
+        }
+    }
+    let last_modified_ms = out.last_modified().and_then(|t| t.to_millis().ok());
+    let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+    let mut body = out.body;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body
+        .try_next()
         .await
-        .map_err(|e| AwsError::new(context, e.to_string()))?;
-    Ok(body.into_bytes().to_vec())
+        .map_err(|e| ExternalError::new(ErrorKind::Transient, context.clone(), e.to_string()))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
+    }
+    Ok(StoredObject {
+        bytes,
+        last_modified_ms,
+        etag,
+    })
+}
+
+/// The S3 adapter behind the [`ObjectReader`] port.
+#[derive(Debug, Clone)]
+pub struct S3Objects(pub Client);
+
+impl ObjectReader for S3Objects {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, ExternalError> {
+        get_object(&self.0, bucket, key, max_bytes).await
+    }
+
+    async fn legacy_status(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<(bool, StoredObject), ExternalError> {
+        let object = get_object(&self.0, bucket, key, max_bytes).await?;
+        let ready = legacy_status_ready(key, object.bytes.clone())
+            .map_err(|e| ExternalError::new(ErrorKind::InvalidEvent, e.context, e.message))?;
+        Ok((ready, object))
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, ExternalError> {
+        let mut pages = self
+            .0
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(AwsError::from_sdk(format!(
+                "listing s3://{bucket}/{prefix}"
+            )))?;
+            out.extend(page.contents().iter().filter_map(|o| {
+                Some(ObjectMeta {
+                    key: o.key()?.to_string(),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                })
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn modified_since(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        since_epoch_seconds: i64,
+    ) -> Result<bool, ExternalError> {
+        Ok(modified_since(&self.0, bucket, prefix, since_epoch_seconds).await?)
+    }
+
+    async fn read_result(&self, uri: &str, max_rows: usize) -> Result<ResultTable, ExternalError> {
+        read_result_csv(&self.0, uri, max_rows).await
+    }
 }
 
 /// Streams an Athena result CSV (header row, RFC 4180 quoting) into a table of text cells, chunk by
-/// chunk as S3 sends it: no whole-object buffer and no 1,000-row `GetQueryResults` pages.
-pub async fn read_result_csv(client: &Client, uri: &str) -> Result<ResultTable, AwsError> {
+/// chunk as S3 sends it: no whole-object buffer and no 1,000-row `GetQueryResults` pages. More than
+/// `max_rows` rows is an `InvalidEvent` error, raised as soon as the limit is passed.
+pub async fn read_result_csv(
+    client: &Client,
+    uri: &str,
+    max_rows: usize,
+) -> Result<ResultTable, ExternalError> {
     let (bucket, key) = split_uri(uri)?;
     let context = format!("reading the query result {uri}");
     let out = client
@@ -57,13 +158,29 @@ pub async fn read_result_csv(client: &Client, uri: &str) -> Result<ResultTable, 
     while let Some(chunk) = body
         .try_next()
         .await
-        .map_err(|e| AwsError::new(context.clone(), e.to_string()))?
+        .map_err(|e| ExternalError::new(ErrorKind::Transient, context.clone(), e.to_string()))?
     {
         parser.feed(&chunk);
+        // The header is one record.
+        if parser.records.len() > max_rows.saturating_add(1) {
+            return Err(ExternalError::new(
+                ErrorKind::InvalidEvent,
+                context,
+                format!("the result has more than {max_rows} rows, the most the writer takes"),
+            ));
+        }
     }
-    parser
+    let table = parser
         .finish()
-        .map_err(|reason| AwsError::new(context, reason))
+        .map_err(|reason| ExternalError::new(ErrorKind::InvalidEvent, context.clone(), reason))?;
+    if table.rows.len() > max_rows {
+        return Err(ExternalError::new(
+            ErrorKind::InvalidEvent,
+            context,
+            format!("the result has more than {max_rows} rows, the most the writer takes"),
+        ));
+    }
+    Ok(table)
 }
 
 /// An incremental CSV reader producing a [`ResultTable`] (first record is the header).

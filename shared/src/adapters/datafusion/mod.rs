@@ -100,17 +100,7 @@ impl DataFusionQueryEngine {
         progress: Arc<dyn Progress>,
     ) -> Result<DataFusionQueryEngine, EngineError> {
         let location = CurLocation::parse(location)?;
-        let mut config = SessionConfig::new();
-        // Plain Utf8 strings: view types make literals and columns disagree, which defeats the
-        // grouped COUNT(DISTINCT) rewrite (docs/local-engine.md#grouped-distinct-count) and makes
-        // CSV and Parquet groups unionable.
-        config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
-        config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config(session_config());
         for function in functions::all() {
             ctx.register_udf(function);
         }
@@ -269,13 +259,8 @@ impl DataFusionQueryEngine {
                 source: Box::new(e),
             })?;
         let expr = typed(raw, field.data_type(), ColumnKind::Number)?;
-        let mut config = SessionConfig::new().with_target_partitions(1);
+        let mut config = session_config().with_target_partitions(1);
         config.options_mut().optimizer.repartition_file_scans = false;
-        config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
         let ctx = SessionContext::new_with_config_rt(config, self.ctx.runtime_env());
         let single = SourceGroup {
             table: "single_file".into(),
@@ -470,6 +455,26 @@ async fn register_group(ctx: &SessionContext, group: &SourceGroup) -> Result<(),
 }
 
 /// The SQL that reads `raw` (of `data_type`) as `kind`.
+/// The engine's session settings, for the allocation and for the rescan that locates a bad cell.
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new();
+    let options = config.options_mut();
+    // Plain Utf8 strings: view types make literals and columns disagree, which defeats the grouped
+    // COUNT(DISTINCT) rewrite (docs/local-engine.md#grouped-distinct-count) and makes CSV and Parquet
+    // groups unionable.
+    options.execution.parquet.schema_force_view_types = false;
+    options.sql_parser.map_string_types_to_utf8view = false;
+    // No file statistics: DataFusion 55 replaces a column whose file-level min equals its max (and has
+    // no nulls) by that constant (`constant_columns_from_stats` in datafusion-datasource-parquet's
+    // opener). Parquet leaves NaN out of min/max (parquet-format's parquet.thrift, ColumnOrder: "NaNs
+    // should not be written to min or max statistics fields";
+    // arrow-rs writes them so), so a cost column of 1.0s with one NaN read as all 1.0s and the NaN
+    // was summed away unseen. Without statistics every cell reaches `kubecur_cost`, which refuses it.
+    // Row groups are still pruned by their own footer metadata when a window filters.
+    options.execution.collect_statistics = false;
+    config
+}
+
 fn typed(raw: &str, data_type: &DataType, kind: ColumnKind) -> Result<String, EngineError> {
     let column = quote_ident(raw)?;
     let is_text = matches!(

@@ -95,6 +95,8 @@ async fn a_delivery_flows_to_the_api_with_kubecur_allocates_numbers() {
             row.costs.get(metric)
         );
         assert_eq!(api["lineItems"], json!(row.line_items), "{name}");
+        // Distinct over the window, through the snapshot's resource sets in DynamoDB.
+        assert_eq!(api["resources"], json!(row.resources), "{name}");
     }
     let total = body["meta"]["summary"]["total"].as_f64().expect("number");
     assert!((total - local.summary(metric).total).abs() < 1e-6);

@@ -418,6 +418,7 @@ mod tests {
             allocated: ns != u,
             costs: CostVector([cost, cost, cost, cost]),
             resources: 1,
+            resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
             line_items: 3,
         };
         let full = Allocation {

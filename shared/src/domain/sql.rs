@@ -49,6 +49,9 @@ pub const LOCAL_COST_FUNCTION: &str = "kubecur_cost";
 pub const ALLOCATED_COLUMN: &str = "allocated";
 /// Output column with the number of distinct non-empty resource ids in the group.
 pub const RESOURCES_COLUMN: &str = "resources";
+/// Output column, with [`AllocationPlan::resource_ids`] and instead of [`RESOURCES_COLUMN`]: the group's
+/// distinct resource hashes (first 16 hex digits of the MD5 of the id), separated by spaces.
+pub const RESOURCE_HASHES_COLUMN: &str = "resource_hashes";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
 /// Prefix of the output columns `tag_source_<n>`: line items with a non-blank value from a tag source
@@ -349,6 +352,17 @@ impl Renderer<'_> {
             None => "CAST(NULL AS VARCHAR)".to_string(),
         };
         inner.push(format!("{resource} AS \"resource_id\""));
+        if plan.resource_ids {
+            // The same 64-bit hash in both engines: `md5` exists in Trino (of varbinary, upper-case
+            // hex via `to_hex`) and DataFusion (of text, lower-case hex).
+            let hash = match self.dialect {
+                Dialect::Athena => {
+                    "substr(lower(to_hex(md5(to_utf8(\"resource_id\")))), 1, 16)".to_string()
+                }
+                Dialect::DataFusion => "substr(md5(\"resource_id\"), 1, 16)".to_string(),
+            };
+            inner.push(format!("{hash} AS \"resource_hash\""));
+        }
         // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
         // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
         inner.push("1 AS \"line_item\"".to_string());
@@ -376,10 +390,22 @@ impl Renderer<'_> {
             let alias = quote_ident(metric.sql_alias())?;
             outer.push(format!("SUM({alias}) AS {alias}"));
         }
-        outer.push(format!(
-            "COUNT(DISTINCT \"resource_id\") AS {}",
-            quote_ident(RESOURCES_COLUMN)?
-        ));
+        if plan.resource_ids {
+            // Lines without a resource id hash to NULL: filtered out before aggregating.
+            let join = match self.dialect {
+                Dialect::Athena => "array_join",
+                Dialect::DataFusion => "array_to_string",
+            };
+            outer.push(format!(
+                "{join}(array_agg(DISTINCT \"resource_hash\") FILTER (WHERE \"resource_hash\" IS NOT NULL), ' ') AS {}",
+                quote_ident(RESOURCE_HASHES_COLUMN)?
+            ));
+        } else {
+            outer.push(format!(
+                "COUNT(DISTINCT \"resource_id\") AS {}",
+                quote_ident(RESOURCES_COLUMN)?
+            ));
+        }
         outer.push(format!(
             "SUM(\"line_item\") AS {}",
             quote_ident(LINE_ITEMS_COLUMN)?
@@ -404,7 +430,7 @@ impl Renderer<'_> {
 
 /// Renders the allocation query: one row per group with the group keys (named after the dimensions),
 /// `allocated`, the four metrics (`list_cost`, `net_cost`, `amortized_cost`, `amortized_net_cost`),
-/// `resources`, `line_items` and one `tag_source_<i>` count per tag source.
+/// `resources` (or `resource_hashes` with [`AllocationPlan::resource_ids`]), `line_items` and one `tag_source_<i>` count per tag source.
 ///
 /// Errors: [`DomainError::WindowRequired`] for Athena without a window (it would scan every partition);
 /// [`DomainError::InvalidIdentifier`] / [`DomainError::InvalidLiteral`] for names or values that cannot be

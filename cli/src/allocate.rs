@@ -41,6 +41,9 @@ pub fn request_from(args: &AllocateArgs) -> Result<(AllocationRequest, CostMetri
     Ok((
         AllocationRequest {
             window,
+            // Without the namespace among the keys, tagged and untagged line items of one key are two
+            // rows merged for display: their resource sets count a resource in both once.
+            resource_ids: !group_by.is_empty() && !group_by.contains(&Dimension::Namespace),
             group_by,
             tag_mapping,
             accounts,

@@ -197,6 +197,7 @@ mod tests {
             allocated: true,
             costs: CostVector([cost; 4]),
             resources: 1,
+            resource_ids: None,
             line_items: 1,
         };
         let allocation = Allocation {

@@ -26,6 +26,7 @@ pub async fn load(
         group_by: Dimension::ALL.to_vec(),
         tag_mapping: tag_mapping(tag_keys)?,
         accounts: Vec::new(),
+        resource_ids: true,
     };
     let mut engine = DataFusionQueryEngine::open(cur, None, progress).await?;
     let full = service::allocate(&mut engine, &request).await?;

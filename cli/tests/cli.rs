@@ -1,5 +1,6 @@
 //! The `kubecur` binary as a user runs it: exit codes, output formats, messages.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -285,6 +286,51 @@ fn serve_answers_the_api_with_allocates_numbers() {
             .map(|w| w.join().ok().flatten())
             .collect()
     });
+    // `resources` (distinct resources over the window) for several windows and aggregates, from the
+    // snapshot the API serves: compared with `kubecur allocate`, which counts in SQL, below.
+    let windows = [
+        ("2024-06-01", "2024-07-01"),
+        ("2024-06-03", "2024-06-10"),
+        ("2024-06-15", "2024-06-16"),
+        ("2024-05-20", "2024-06-05"),
+    ];
+    let aggregates = [
+        "namespace",
+        "service",
+        "account",
+        "cluster,deployment",
+        "namespace,pod",
+        "day,namespace",
+    ];
+    let mut served_resources = Vec::new();
+    for (from, to) in windows {
+        for aggregate in aggregates {
+            let path = format!(
+                "/allocation?window={from}T00%3A00%3A00Z%2C{to}T00%3A00%3A00Z&aggregate={aggregate}"
+            );
+            // HTTP/1.0: the server then sends large bodies whole rather than chunked.
+            let response = (|| {
+                let mut stream = std::net::TcpStream::connect(&listen).ok()?;
+                write!(stream, "GET {path} HTTP/1.0\r\nHost: {listen}\r\n\r\n").ok()?;
+                let mut response = String::new();
+                stream.read_to_string(&mut response).ok()?;
+                Some(response)
+            })()
+            .unwrap_or_else(|| panic!("{path}: no answer"));
+            assert!(
+                response.lines().next().is_some_and(|l| l.contains(" 200 ")),
+                "{path}: {response}"
+            );
+            let body: serde_json::Value = serde_json::from_str(
+                response
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b)
+                    .unwrap_or_default(),
+            )
+            .expect("JSON body");
+            served_resources.push((from, to, aggregate, body));
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
     assert!(status.contains("\"2024-06\""), "{status}");
@@ -348,4 +394,261 @@ fn serve_answers_the_api_with_allocates_numbers() {
         );
         assert_eq!(set[name]["lineItems"], row["lineItems"], "{name}");
     }
+
+    let mut compared = 0;
+    let mut nonzero = 0;
+    for (from, to, aggregate, body) in served_resources {
+        let out = kubecur(&[
+            "allocate",
+            "--cur",
+            &legacy(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "--aggregate",
+            aggregate,
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let local: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let rows = local["rows"].as_array().expect("rows");
+        let context = format!("{from}..{to} by {aggregate}");
+        let mut served = BTreeMap::new();
+        for set in body["data"].as_array().expect("sets") {
+            for (name, item) in set.as_object().expect("a set") {
+                served.insert(name.clone(), item["resources"].clone());
+            }
+        }
+        let mut allocated = BTreeMap::new();
+        for row in rows {
+            let name = aggregate
+                .split(',')
+                .map(|d| row[d].as_str().expect("key").to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            allocated.insert(name, row["resources"].clone());
+        }
+        assert_eq!(served, allocated, "{context}: API vs CLI resources");
+        compared += allocated.len();
+        nonzero += allocated.values().filter(|r| r.as_u64() > Some(0)).count();
+    }
+    assert!(nonzero > 50, "{nonzero} of {compared} rows count resources");
+}
+
+/// Every data file under `dir` whose path contains `needle` and ends with `extension`.
+fn data_files(dir: &Path, needle: &str, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("listable") {
+                stack.push(entry.expect("entry").path());
+            }
+        } else {
+            let text = path.display().to_string();
+            if text.contains(needle) && text.ends_with(extension) && !text.contains("metadata") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    assert!(
+        !out.is_empty(),
+        "no {needle} {extension} files in {}",
+        dir.display()
+    );
+    out
+}
+
+/// `(line items, total)` of `kubecur allocate --period 2024-06 --format json`, and its stderr.
+fn june_totals(cur: &Path) -> ((u64, f64), String) {
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &cur.display().to_string(),
+        "--period",
+        "2024-06",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let summary = &json["summary"];
+    (
+        (
+            summary["lineItems"].as_u64().expect("line items"),
+            summary["total"].as_f64().expect("total"),
+        ),
+        text(&out.stderr),
+    )
+}
+
+/// Writes a file and sets its modification time (the delivery order manifests are compared by).
+fn write_at(path: &Path, bytes: &[u8], seconds: u64) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("folder");
+    std::fs::write(path, bytes).expect("written");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+        .expect("mtime set");
+}
+
+/// Two deliveries of June side by side ("create new report version"): with their manifests only the
+/// newest is read; without, both are read, and the user is warned.
+#[test]
+fn only_the_newest_delivery_of_a_month_is_read_when_manifests_say_which() {
+    // Legacy CUR layout: <report>/yyyymmdd-yyyymmdd/<assemblyId>/…, manifests with reportKeys
+    // (https://docs.aws.amazon.com/cur/latest/userguide/understanding-report-versions.html).
+    let june = data_files(&sample_dir().join("legacy-parquet"), "month=6", ".parquet");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let report = dir.path().join("report");
+    let month = report.join("20240601-20240701");
+    let mut keys = [Vec::new(), Vec::new()];
+    for (n, assembly) in ["a-1", "a-2"].iter().enumerate() {
+        // The second delivery holds only the first file: its total differs from the first's.
+        let files = if n == 0 { &june[..] } else { &june[..1] };
+        for (i, file) in files.iter().enumerate() {
+            let name = format!("report-{i}.snappy.parquet");
+            write_at(
+                &month.join(assembly).join(&name),
+                &std::fs::read(file).expect("readable"),
+                1_717_200_000,
+            );
+            keys[n].push(format!("cur/report/20240601-20240701/{assembly}/{name}"));
+        }
+    }
+    let only_newest = tempfile::tempdir().expect("temporary directory");
+    for (i, _) in keys[1].iter().enumerate() {
+        let name = format!("report-{i}.snappy.parquet");
+        std::fs::copy(
+            month.join("a-2").join(&name),
+            only_newest.path().join(&name),
+        )
+        .expect("copied");
+    }
+    let (expected, _) = june_totals(only_newest.path());
+    let (single_a1, _) = june_totals(&month.join("a-1"));
+
+    let (both, stderr) = june_totals(&report);
+    assert_eq!(
+        both.0,
+        expected.0 + single_a1.0,
+        "without manifests both deliveries are read"
+    );
+    assert!(
+        stderr.contains("2024-06 has data files in 2 folders") && stderr.contains("a-1"),
+        "{stderr}"
+    );
+
+    let manifest = |assembly: &str, keys: &[String]| {
+        serde_json::json!({
+            "assemblyId": assembly,
+            "reportKeys": keys,
+            "billingPeriod": {"start": "20240601T000000.000Z", "end": "20240701T000000.000Z"},
+        })
+        .to_string()
+    };
+    write_at(
+        &month.join("a-1/report-Manifest.json"),
+        manifest("a-1", &keys[0]).as_bytes(),
+        1_717_300_000,
+    );
+    write_at(
+        &month.join("a-2/report-Manifest.json"),
+        manifest("a-2", &keys[1]).as_bytes(),
+        1_717_400_000,
+    );
+    // The month's own manifest describes the latest delivery.
+    write_at(
+        &month.join("report-Manifest.json"),
+        manifest("a-2", &keys[1]).as_bytes(),
+        1_717_400_001,
+    );
+    let (newest, stderr) = june_totals(&report);
+    assert_eq!(newest.0, expected.0, "{stderr}");
+    assert!(
+        (newest.1 - expected.1).abs() < 1e-6,
+        "{newest:?} vs {expected:?}"
+    );
+    assert!(!stderr.contains("folders"), "{stderr}");
+
+    // A newest manifest listing a file that is not there: refused, naming it.
+    let mut listed = keys[1].clone();
+    listed.push("cur/report/20240601-20240701/a-3/report-9.snappy.parquet".into());
+    write_at(
+        &month.join("a-3/report-Manifest.json"),
+        manifest("a-3", &listed).as_bytes(),
+        1_717_500_000,
+    );
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &report.display().to_string(),
+        "--period",
+        "2024-06",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a-3/report-9.snappy.parquet"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The same for a CUR 2.0 / FOCUS export with `CREATE_NEW_REPORT`: `metadata/BILLING_PERIOD=…`
+/// manifests with `executionId` and `dataFiles`
+/// (https://docs.aws.amazon.com/cur/latest/userguide/dataexports-manifest.html).
+#[test]
+fn a_data_export_reads_the_files_of_its_newest_manifest() {
+    let june = data_files(
+        &sample_dir().join("focus-csv"),
+        "BILLING_PERIOD=2024-06",
+        ".csv",
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let export = dir.path().join("kubecur-focus");
+    let mut uris = [Vec::new(), Vec::new()];
+    for (n, execution) in ["20240602T010000Z-e1", "20240603T010000Z-e2"]
+        .iter()
+        .enumerate()
+    {
+        let files = if n == 0 { &june[..1] } else { &june[..] };
+        for (i, file) in files.iter().enumerate() {
+            let relative = format!("data/BILLING_PERIOD=2024-06/{execution}/kubecur-focus-{i}.csv");
+            write_at(
+                &export.join(&relative),
+                &std::fs::read(file).expect("readable"),
+                1_717_200_000,
+            );
+            uris[n].push(format!("s3://bucket/exports/kubecur-focus/{relative}"));
+        }
+    }
+    let (only_e2, _) = june_totals(&export.join("data/BILLING_PERIOD=2024-06/20240603T010000Z-e2"));
+    for (n, execution) in ["20240602T010000Z-e1", "20240603T010000Z-e2"]
+        .iter()
+        .enumerate()
+    {
+        let manifest = serde_json::json!({
+            "executionId": format!("e{}", n + 1),
+            "dataFiles": uris[n],
+            "billingPeriod": {"start": "2024-06-01T00:00:00.000Z"},
+        });
+        write_at(
+            &export.join(format!(
+                "metadata/BILLING_PERIOD=2024-06/{execution}/kubecur-focus-Manifest.json"
+            )),
+            manifest.to_string().as_bytes(),
+            1_717_300_000 + n as u64 * 86_400,
+        );
+    }
+    let (newest, stderr) = june_totals(&export);
+    assert_eq!(newest.0, only_e2.0, "{stderr}");
+    assert!(
+        (newest.1 - only_e2.1).abs() < 1e-6,
+        "{newest:?} vs {only_e2:?}"
+    );
 }

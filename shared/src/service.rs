@@ -3,9 +3,10 @@
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
 use crate::domain::plan::Warning;
 use crate::domain::plan::{AllocationPlan, Presence};
+use crate::domain::resources::ResourceSet;
 use crate::domain::sql::{
     render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
-    TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
+    RESOURCE_HASHES_COLUMN, TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
 use crate::ports::{EngineError, QueryEngine, ResultTable};
@@ -53,7 +54,12 @@ pub fn read_allocation(
         .map(|m| column(m.sql_alias()))
         .collect::<Result<_, _>>()?;
     let allocated = column(ALLOCATED_COLUMN)?;
-    let resources = column(RESOURCES_COLUMN)?;
+    // Either the count or, when the plan asked for them, the set of resource hashes.
+    let resources = column(if plan.resource_ids {
+        RESOURCE_HASHES_COLUMN
+    } else {
+        RESOURCES_COLUMN
+    })?;
     let line_items = column(LINE_ITEMS_COLUMN)?;
     // Where each tag source's presence count comes from: a counted column or a group key.
     let presence: Vec<Result<usize, usize>> = plan
@@ -90,11 +96,26 @@ pub fn read_allocation(
         if let Some(at) = unreadable_tags {
             unreadable_count += number(row, at)? as u64;
         }
+        let resource_ids = if plan.resource_ids {
+            let set = ResourceSet::parse(&row[resources].as_text()).map_err(|reason| {
+                EngineError::Execution {
+                    context: "reading the allocation result".into(),
+                    source: format!("`{RESOURCE_HASHES_COLUMN}`: {reason}").into(),
+                }
+            })?;
+            Some(set)
+        } else {
+            None
+        };
         rows.push(AllocationRow {
             keys: keys.iter().map(|&at| row[at].as_text()).collect(),
             allocated: number(row, allocated)? != 0.0,
             costs,
-            resources: number(row, resources)? as u64,
+            resources: match &resource_ids {
+                Some(set) => set.len(),
+                None => number(row, resources)? as u64,
+            },
+            resource_ids,
             line_items: number(row, line_items)? as u64,
         });
     }

@@ -109,6 +109,21 @@ fn cur2_athena_sql() {
     );
 }
 
+/// The pipeline's query: the full grain, with each group's resource id hashes for the snapshot.
+#[test]
+fn cur2_snapshot_athena_sql() {
+    let mut names: Vec<&str> = CUR_BASE.to_vec();
+    names.extend(["resource_tags", "billing_period"]);
+    let mut request = june_2024();
+    request.resource_ids = true;
+    let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
+    assert_eq!(plan.group_by, Dimension::ALL.to_vec());
+    golden(
+        "cur2_snapshot.athena.sql",
+        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+    );
+}
+
 #[test]
 fn focus_athena_sql() {
     let names = [

@@ -13,7 +13,7 @@ use kubecur_shared::domain::plan::Presence;
 use kubecur_shared::domain::run::{parse_query_marker, Health, RunState};
 use kubecur_shared::domain::snapshot::Level;
 use kubecur_shared::domain::sql::{
-    ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN, TAG_SOURCE_COLUMN_PREFIX,
+    ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCE_HASHES_COLUMN, TAG_SOURCE_COLUMN_PREFIX,
 };
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::{CostMetric, Dimension, TagMapping};
@@ -115,7 +115,7 @@ fn result(columns: &[String], index: usize, non_finite: bool) -> ResultTable {
         .map(|d| d.name().to_string())
         .collect();
     names.extend(CostMetric::ALL.iter().map(|m| m.sql_alias().to_string()));
-    names.extend([ALLOCATED_COLUMN, RESOURCES_COLUMN, LINE_ITEMS_COLUMN].map(String::from));
+    names.extend([ALLOCATED_COLUMN, RESOURCE_HASHES_COLUMN, LINE_ITEMS_COLUMN].map(String::from));
     for presence in plan.presence() {
         if let Presence::Counted(n) = presence {
             names.push(format!("{TAG_SOURCE_COLUMN_PREFIX}{n}"));
@@ -146,7 +146,8 @@ fn result(columns: &[String], index: usize, non_finite: bool) -> ResultTable {
             } else {
                 "1"
             }));
-            cells.push(text("1"));
+            // One resource per group, as the query's space-separated 16-hex-digit hashes.
+            cells.push(text(&format!("{:016x}", row + 1)));
             cells.push(text("2"));
             while cells.len() < names.len() {
                 cells.push(text("2"));

@@ -18,9 +18,16 @@ const PAGE: f64 = 1024.0 * 1024.0;
 fn item_bytes(
     item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
 ) -> usize {
-    // DynamoDB item size: attribute names plus values (strings as UTF-8 bytes).
+    // DynamoDB item size: attribute names plus values (strings as UTF-8 bytes, binary as its bytes).
     item.iter()
-        .map(|(name, value)| name.len() + value.as_s().map_or(8, String::len))
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    aws_sdk_dynamodb::types::AttributeValue::S(text) => text.len(),
+                    aws_sdk_dynamodb::types::AttributeValue::B(blob) => blob.as_ref().len(),
+                    _ => 8,
+                }
+        })
         .sum()
 }
 

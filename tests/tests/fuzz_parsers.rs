@@ -403,6 +403,9 @@ fn store() -> MemoryStore {
         allocated: keys[2] != u,
         costs: CostVector([cost; 4]),
         resources: 1,
+        resource_ids: Some(kubecur_shared::domain::resources::ResourceSet::from_hashes(
+            [1],
+        )),
         line_items: 1,
     };
     let full = Allocation {

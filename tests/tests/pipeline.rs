@@ -110,6 +110,8 @@ async fn assert_api_matches_local(env: &AwsEnv) -> kubecur_shared::domain::Alloc
             row.costs.get(metric)
         );
         assert_eq!(api["lineItems"], json!(row.line_items), "{name}");
+        // Distinct over the window, through the snapshot's resource sets in DynamoDB.
+        assert_eq!(api["resources"], json!(row.resources), "{name}");
     }
     let total = body["meta"]["summary"]["total"].as_f64().expect("number");
     assert!((total - local.summary(metric).total).abs() < 1e-6);

@@ -531,6 +531,7 @@ mod tests {
             allocated: ns != u,
             costs: CostVector([cost, cost, cost, cost]),
             resources: 1,
+            resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
             line_items: 3,
         };
         let full = Allocation {
@@ -793,6 +794,7 @@ mod tests {
                     allocated: *ns != u,
                     costs: CostVector([*cost; 4]),
                     resources: 1,
+                    resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
                     line_items: 1,
                 })
                 .collect(),

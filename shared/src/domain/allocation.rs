@@ -4,6 +4,7 @@ use super::dimension::Dimension;
 use super::flavour::Flavour;
 use super::metric::CostMetric;
 use super::plan::Warning;
+use super::resources::ResourceSet;
 use super::window::UsageWindow;
 use std::collections::BTreeMap;
 
@@ -31,10 +32,30 @@ pub struct AllocationRow {
     /// Whether the group's line items carry a namespace tag.
     pub allocated: bool,
     pub costs: CostVector,
-    /// Distinct non-empty resource ids. After [`Allocation::regroup`] this is the sum over the merged
-    /// groups: an upper bound when one resource spans several of them.
+    /// Distinct non-empty resource ids in the group.
     pub resources: u64,
+    /// The group's resources as hashes, when the request asked for them
+    /// ([`super::AllocationRequest::resource_ids`]): merging rows then counts each resource once.
+    #[serde(skip)]
+    pub resource_ids: Option<ResourceSet>,
     pub line_items: u64,
+}
+
+impl AllocationRow {
+    /// Adds `other`'s resources: the union of their sets when both have one, else the sum of counts
+    /// (an upper bound when a resource is in both).
+    fn merge_resources(&mut self, other: &AllocationRow) {
+        match (&mut self.resource_ids, &other.resource_ids) {
+            (Some(mine), Some(theirs)) => {
+                mine.union(theirs);
+                self.resources = mine.len();
+            }
+            _ => {
+                self.resource_ids = None;
+                self.resources += other.resources;
+            }
+        }
+    }
 }
 
 /// A whole allocation: rows plus what the user must know about how they were made.
@@ -113,8 +134,8 @@ impl Allocation {
         }
     }
 
-    /// Re-aggregates to `group_by` (each must be one of the current keys), summing metrics, resources
-    /// and line items. Rows that differ only in the allocated flag stay apart so the summary stays exact.
+    /// Re-aggregates to `group_by` (each must be one of the current keys), summing metrics and line
+    /// items and merging resources (exact when the rows carry their resource sets). Rows that differ only in the allocated flag stay apart so the summary stays exact.
     /// Returns `None` if a requested dimension is not among the current keys.
     pub fn regroup(&self, group_by: &[Dimension]) -> Option<Allocation> {
         let positions: Vec<usize> = group_by
@@ -131,10 +152,11 @@ impl Allocation {
                     allocated: row.allocated,
                     costs: CostVector::default(),
                     resources: 0,
+                    resource_ids: row.resource_ids.as_ref().map(|_| ResourceSet::default()),
                     line_items: 0,
                 });
             entry.costs.add(&row.costs);
-            entry.resources += row.resources;
+            entry.merge_resources(row);
             entry.line_items += row.line_items;
         }
         Some(Allocation {
@@ -147,7 +169,8 @@ impl Allocation {
     }
 
     /// Rows for display: those with equal keys merged (the allocated flag dropped), largest `metric` first,
-    /// ties by key.
+    /// ties by key. A resource with tagged and untagged line items counts once when the rows carry their
+    /// resource sets; `kubecur allocate` asks for them whenever such merging can happen.
     pub fn display_rows(&self, metric: CostMetric) -> Vec<AllocationRow> {
         let mut merged: BTreeMap<Vec<String>, AllocationRow> = BTreeMap::new();
         for row in &self.rows {
@@ -158,11 +181,12 @@ impl Allocation {
                     allocated: false,
                     costs: CostVector::default(),
                     resources: 0,
+                    resource_ids: row.resource_ids.as_ref().map(|_| ResourceSet::default()),
                     line_items: 0,
                 });
             entry.allocated |= row.allocated;
             entry.costs.add(&row.costs);
-            entry.resources += row.resources;
+            entry.merge_resources(row);
             entry.line_items += row.line_items;
         }
         let mut rows: Vec<AllocationRow> = merged.into_values().collect();

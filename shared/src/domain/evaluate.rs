@@ -7,6 +7,7 @@ use super::allocation::{Allocation, AllocationRow, CostVector};
 use super::dimension::Dimension;
 use super::expr::LineItemValues;
 use super::plan::{AllocationPlan, SPLIT_COST_OPERATIONS};
+use super::resources::{resource_hash, ResourceSet};
 use super::tags::{Concept, TagSource};
 use super::UNALLOCATED;
 use std::collections::{BTreeMap, HashSet};
@@ -118,6 +119,9 @@ where
                 allocated,
                 costs: g.costs,
                 resources: g.resources.len() as u64,
+                resource_ids: plan.resource_ids.then(|| {
+                    ResourceSet::from_hashes(g.resources.iter().filter_map(|r| resource_hash(r)))
+                }),
                 line_items: g.line_items,
             })
             .collect(),

@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod columns;
+pub mod deliveries;
 pub mod delivery;
 pub mod dimension;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod flavour;
 pub mod metric;
 pub(crate) mod named;
 pub mod plan;
+pub mod resources;
 pub mod run;
 pub mod snapshot;
 pub mod sql;

@@ -43,6 +43,10 @@ pub struct AllocationRequest {
     pub tag_mapping: TagMapping,
     /// Usage accounts to keep; empty keeps all.
     pub accounts: Vec<AccountId>,
+    /// Also return each group's resources as a set of hashes ([`super::resources`]) instead of only
+    /// their count, so groups can be merged later without counting a resource twice: snapshots need it
+    /// (any window, any regrouping); it costs an MD5 per line item.
+    pub resource_ids: bool,
 }
 
 /// Something the allocation could not do as asked, reported beside the result. Never fatal.
@@ -141,6 +145,8 @@ pub struct AllocationPlan {
     pub resource_column: Option<String>,
     /// The operation column, when it exists: EKS/ECS split-cost rows are excluded through it.
     pub operation_column: Option<String>,
+    /// Whether the query returns each group's resource id hashes (see [`AllocationRequest::resource_ids`]).
+    pub resource_ids: bool,
     pub concepts: Vec<ConceptSources>,
     /// One expression per metric, in [`CostMetric::ALL`] order.
     pub metrics: [Expr; 4],
@@ -257,6 +263,7 @@ impl AllocationPlan {
             account_column,
             resource_column,
             operation_column: columns.get(names.operation).map(str::to_string),
+            resource_ids: request.resource_ids,
             concepts,
             metrics,
             warnings,

@@ -489,6 +489,7 @@ mod tests {
             allocated: true,
             costs: CostVector([1.0, 1.0, 1.0, cost]),
             resources: 1,
+            resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
             line_items: 1,
         };
         let allocation = |costs: &[f64]| Allocation {

@@ -8,6 +8,7 @@ use super::error::DomainError;
 use super::flavour::Flavour;
 use super::named::named_enum;
 use super::plan::Warning;
+use super::resources::{ResourceSet, EXACT_LIMIT};
 use super::window::{BillingPeriod, UsageWindow};
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
@@ -48,19 +49,20 @@ impl Level {
 }
 
 /// One day of one group.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DayFigures {
     pub costs: CostVector,
     pub line_items: u64,
-    /// Distinct resources that day (summed over the finer groups merged into this one).
-    pub resources: u64,
+    /// The resources seen that day (hashes of their ids; a sketch for very large groups), so that
+    /// any window and regrouping counts each resource once.
+    pub resources: ResourceSet,
 }
 
 impl DayFigures {
     fn add(&mut self, other: &DayFigures) {
         self.costs.add(&other.costs);
         self.line_items += other.line_items;
-        self.resources += other.resources;
+        self.resources.union(&other.resources);
     }
 }
 
@@ -302,6 +304,14 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
         for row in &rows {
             let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
             let keys = at.iter().map(|&p| row.keys[p].clone()).collect();
+            let resources = match &row.resource_ids {
+                Some(set) => set.clone(),
+                None if row.resources == 0 => ResourceSet::default(),
+                None => return Err(bad(
+                    "a snapshot needs each group's resource ids (AllocationRequest::resource_ids)"
+                        .into(),
+                )),
+            };
             groups
                 .entry((keys, row.allocated))
                 .or_default()
@@ -310,28 +320,43 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
                 .add(&DayFigures {
                     costs: row.costs,
                     line_items: row.line_items,
-                    resources: row.resources,
+                    resources,
                 });
         }
-        out.extend(
-            groups
-                .into_iter()
-                .map(|((keys, allocated), days)| SnapshotGroup {
-                    level,
-                    keys,
-                    allocated,
-                    days,
-                }),
-        );
+        out.extend(groups.into_iter().map(|((keys, allocated), mut days)| {
+            bound_resources(&mut days);
+            SnapshotGroup {
+                level,
+                keys,
+                allocated,
+                days,
+            }
+        }));
     }
     Ok(out)
+}
+
+/// A group with more than [`EXACT_LIMIT`] distinct resources over the period keeps a sketch per day
+/// instead of the hashes, so its item stays within DynamoDB's size limit (`docs/dynamodb.md`).
+fn bound_resources(days: &mut BTreeMap<NaiveDate, DayFigures>) {
+    let mut all = ResourceSet::default();
+    for figures in days.values() {
+        all.union(&figures.resources);
+        if all.len() > EXACT_LIMIT as u64 {
+            for figures in days.values_mut() {
+                figures.resources = figures.resources.to_sketch();
+            }
+            return;
+        }
+    }
 }
 
 /// Answers a request from one level's groups: days inside `window`, regrouped to `group_by` (each
 /// dimension must be the day or one of the level's), kept when `keep` accepts the group.
 ///
-/// `resources` of a row is the largest per-day count in the window (per-day counts of merged groups are
-/// summed): a snapshot holds distinct counts per day, not per window.
+/// `resources` of a row is the number of distinct resources in the window over every group merged into
+/// it (the union of the days' sets), as the allocation query counts them; the set is kept on the row so
+/// that [`Allocation::display_rows`] can merge further.
 pub fn answer(
     groups: &[SnapshotGroup],
     window: UsageWindow,
@@ -340,7 +365,7 @@ pub fn answer(
     flavour: Flavour,
     warnings: Vec<Warning>,
 ) -> Allocation {
-    type Merged = (CostVector, u64, BTreeMap<NaiveDate, u64>);
+    type Merged = (CostVector, u64, ResourceSet);
     let mut merged: BTreeMap<(Vec<String>, bool), Merged> = BTreeMap::new();
     for group in groups.iter().filter(|g| keep(g)) {
         let dims = group.level.dimensions();
@@ -359,7 +384,7 @@ pub fn answer(
             let entry = merged.entry((keys, group.allocated)).or_default();
             entry.0.add(&figures.costs);
             entry.1 += figures.line_items;
-            *entry.2.entry(*day).or_default() += figures.resources;
+            entry.2.union(&figures.resources);
         }
     }
     Allocation {
@@ -373,7 +398,8 @@ pub fn answer(
                     keys,
                     allocated,
                     costs,
-                    resources: resources.values().copied().max().unwrap_or(0),
+                    resources: resources.len(),
+                    resource_ids: Some(resources),
                     line_items,
                 },
             )
@@ -386,12 +412,13 @@ pub fn answer(
 mod tests {
     use super::*;
 
-    fn row(keys: [&str; 9], allocated: bool, cost: f64, resources: u64) -> AllocationRow {
+    fn row(keys: [&str; 9], allocated: bool, cost: f64, resources: &[u64]) -> AllocationRow {
         AllocationRow {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             allocated,
             costs: CostVector([cost, cost, cost, cost]),
-            resources,
+            resources: resources.len() as u64,
+            resource_ids: Some(ResourceSet::from_hashes(resources.iter().copied())),
             line_items: 2,
         }
     }
@@ -407,25 +434,26 @@ mod tests {
                     ["2024-06-01", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
                     true,
                     1.25,
-                    1,
+                    &[1],
                 ),
                 row(
                     ["2024-06-02", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
                     true,
                     2.5,
-                    1,
+                    &[1],
                 ),
                 row(
                     ["2024-06-02", "c", "a", "api", u, u, u, "AmazonS3", "1"],
                     true,
                     0.25,
-                    2,
+                    // Resource 1 is also in the `web` group that day (e.g. its data transfer).
+                    &[1, 2],
                 ),
                 row(
                     ["2024-06-30", u, u, u, u, u, u, "AmazonEC2", "1"],
                     false,
                     10.0,
-                    3,
+                    &[3, 4, 5],
                 ),
             ],
             warnings: vec![],
@@ -473,9 +501,95 @@ mod tests {
         );
         assert_eq!(out.rows.len(), 1, "{out:?}");
         assert_eq!(out.rows[0].costs.0[0], 2.75);
-        // Per-day resources of merged groups are summed; the window reports the busiest day.
-        assert_eq!(out.rows[0].resources, 3);
         assert_eq!(out.rows[0].line_items, 4);
+    }
+
+    /// The case: a resource in two full-grain groups on one day was counted twice.
+    #[test]
+    fn resources_are_distinct_over_the_window_and_the_merged_groups() {
+        let groups = build_snapshot(&full()).expect("full grain");
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d).expect("valid");
+        for (from, to, level, expected) in [
+            (2, 3, Level::Namespace, 2),
+            (2, 3, Level::Full, 2),
+            (1, 30, Level::Namespace, 2),
+            (1, 2, Level::Full, 1),
+        ] {
+            let window = UsageWindow::new(day(from), day(to)).expect("window");
+            let out = answer(
+                &groups,
+                window,
+                &[Dimension::Namespace],
+                |g| g.level == level && g.allocated,
+                Flavour::Cur2,
+                vec![],
+            );
+            assert_eq!(out.rows.len(), 1, "{out:?}");
+            assert_eq!(out.rows[0].resources, expected, "{from}..{to} {level:?}");
+        }
+        // By service, one row per service: RDS holds resource 1 on two days, S3 resources 1 and 2.
+        let window = UsageWindow::new(day(1), day(30)).expect("window");
+        let by_service = answer(
+            &groups,
+            window,
+            &[Dimension::Service],
+            |g| g.level == Level::Full,
+            Flavour::Cur2,
+            vec![],
+        );
+        let counts: Vec<_> = by_service
+            .rows
+            .iter()
+            .map(|r| (r.keys[0].as_str(), r.resources))
+            .collect();
+        assert_eq!(counts, [("AmazonRDS", 1), ("AmazonS3", 2)]);
+    }
+
+    #[test]
+    fn a_group_with_too_many_resources_keeps_sketches_that_still_merge() {
+        let u = crate::domain::UNALLOCATED;
+        let many: Vec<u64> = (0..(EXACT_LIMIT as u64 + 1))
+            .filter_map(|i| crate::domain::resources::resource_hash(&format!("i-{i}")))
+            .collect();
+        let mut big = full();
+        big.rows = vec![
+            row(
+                ["2024-06-01", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
+                true,
+                1.0,
+                &many[..6_000],
+            ),
+            row(
+                ["2024-06-02", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
+                true,
+                1.0,
+                &many[4_000..],
+            ),
+        ];
+        let groups = build_snapshot(&big).expect("full grain");
+        assert!(groups
+            .iter()
+            .flat_map(|g| g.days.values())
+            .all(|d| !d.resources.is_exact()));
+        let window = UsageWindow::billing_period(BillingPeriod {
+            year: 2024,
+            month: 6,
+        });
+        let out = answer(
+            &groups,
+            window,
+            &[Dimension::Namespace],
+            |g| g.level == Level::Namespace,
+            Flavour::Cur2,
+            vec![],
+        );
+        let error = (out.rows[0].resources as f64 - many.len() as f64).abs() / many.len() as f64;
+        assert!(
+            error < 0.049,
+            "{} estimated for {}",
+            out.rows[0].resources,
+            many.len()
+        );
     }
 
     #[test]
@@ -564,7 +678,7 @@ mod tests {
             ["", "c", "a", "web", u, u, u, "AmazonRDS", "1"],
             true,
             4.0,
-            1,
+            &[1],
         ));
         let periods = split_by_period(&with_undated).expect("an undated row is not fatal");
         let june = BillingPeriod::parse("2024-06").expect("valid");

@@ -50,10 +50,17 @@ pub const LOCAL_COST_FUNCTION: &str = "kubecur_cost";
 /// cannot be read ([`super::tags::TagCell::Unreadable`]), else 0.
 pub const LOCAL_UNREADABLE_TAGS_FUNCTION: &str = "kubecur_unreadable_tags";
 
+/// The local engine's `kubecur_resource_hash(id)`: [`super::resources::resource_hash`] as 16 lower-case
+/// hex digits, NULL for a NULL or blank id. The same digits Athena's `md5` rendering gives.
+pub const LOCAL_RESOURCE_HASH_FUNCTION: &str = "kubecur_resource_hash";
+
 /// Output column of the allocated flag: 1 when the line item has a namespace tag.
 pub const ALLOCATED_COLUMN: &str = "allocated";
 /// Output column with the number of distinct non-empty resource ids in the group.
 pub const RESOURCES_COLUMN: &str = "resources";
+/// Output column, with [`AllocationPlan::resource_ids`] and instead of [`RESOURCES_COLUMN`]: the group's
+/// distinct resource hashes (first 16 hex digits of the MD5 of the id), separated by spaces.
+pub const RESOURCE_HASHES_COLUMN: &str = "resource_hashes";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
 /// Output column (DataFusion dialect only) with the number of line items whose tags could not be read.
@@ -358,6 +365,20 @@ impl Renderer<'_> {
             None => "CAST(NULL AS VARCHAR)".to_string(),
         };
         inner.push(format!("{resource} AS \"resource_id\""));
+        if plan.resource_ids {
+            // The same 64-bit hash in both engines: Trino's `md5` (of varbinary, upper-case hex via
+            // `to_hex`), and kubecur's native function locally (DataFusion's own `md5` needs its
+            // `crypto_expressions` feature, which kubecur does not build).
+            let hash = match self.dialect {
+                // Of the expression, not of the alias `resource_id`: a select list cannot refer to
+                // its own aliases (Trino and DataFusion alike).
+                Dialect::Athena => {
+                    format!("substr(lower(to_hex(md5(to_utf8({resource})))), 1, 16)")
+                }
+                Dialect::DataFusion => format!("{LOCAL_RESOURCE_HASH_FUNCTION}({resource})"),
+            };
+            inner.push(format!("{hash} AS \"resource_hash\""));
+        }
         // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
         // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
         inner.push("1 AS \"line_item\"".to_string());
@@ -399,10 +420,24 @@ impl Renderer<'_> {
             let alias = quote_ident(metric.sql_alias())?;
             outer.push(format!("SUM({alias}) AS {alias}"));
         }
-        outer.push(format!(
-            "COUNT(DISTINCT \"resource_id\") AS {}",
-            quote_ident(RESOURCES_COLUMN)?
-        ));
+        if plan.resource_ids {
+            // Lines without a resource id hash to NULL: filtered out before aggregating.
+            // DataFusion's array functions need its `nested_expressions` feature, which kubecur
+            // does not build; its `string_agg` takes DISTINCT and is always there.
+            let hashes = match self.dialect {
+                Dialect::Athena => "array_join(array_agg(DISTINCT \"resource_hash\") FILTER (WHERE \"resource_hash\" IS NOT NULL), ' ')",
+                Dialect::DataFusion => "string_agg(DISTINCT \"resource_hash\", ' ') FILTER (WHERE \"resource_hash\" IS NOT NULL)",
+            };
+            outer.push(format!(
+                "{hashes} AS {}",
+                quote_ident(RESOURCE_HASHES_COLUMN)?
+            ));
+        } else {
+            outer.push(format!(
+                "COUNT(DISTINCT \"resource_id\") AS {}",
+                quote_ident(RESOURCES_COLUMN)?
+            ));
+        }
         outer.push(format!(
             "SUM(\"line_item\") AS {}",
             quote_ident(LINE_ITEMS_COLUMN)?
@@ -431,7 +466,7 @@ impl Renderer<'_> {
 
 /// Renders the allocation query: one row per group with the group keys (named after the dimensions),
 /// `allocated`, the four metrics (`list_cost`, `net_cost`, `amortized_cost`, `amortized_net_cost`),
-/// `resources`, `line_items` and one `tag_source_<i>` count per tag source.
+/// `resources` (or `resource_hashes` with [`AllocationPlan::resource_ids`]), `line_items` and one `tag_source_<i>` count per tag source.
 ///
 /// Errors: [`DomainError::WindowRequired`] for Athena without a window (it would scan every partition);
 /// [`DomainError::InvalidIdentifier`] / [`DomainError::InvalidLiteral`] for names or values that cannot be

@@ -79,6 +79,8 @@ pub fn run_plan(
         group_by: Dimension::ALL.to_vec(),
         tag_mapping: tag_mapping.clone(),
         accounts: Vec::new(),
+        // Snapshots answer any window and regrouping: they need the resource sets.
+        resource_ids: true,
     };
     AllocationPlan::new(&ColumnSet::new(columns.iter()), &request)
 }

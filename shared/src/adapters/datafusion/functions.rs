@@ -6,6 +6,8 @@
 //! - `kubecur_first_nonblank(value, …, fallback)` and `kubecur_nonblank(value)`: tag coalescing in one pass.
 //! - `kubecur_unreadable_tags(tags, …)`: 1 when a tag cell cannot be read ([`TagCell::Unreadable`]).
 //!   Such a cell reads as no tags in `kubecur_tag`: counted, never fatal.
+//! - `kubecur_resource_hash(id)`: a resource id's 64-bit hash as 16 hex digits
+//!   ([`crate::domain::resources::resource_hash`]), NULL for a NULL or blank id.
 //! - `kubecur_cost('<Expr JSON>', column, …)`: the domain's cost expression evaluated column-wise. A cost
 //!   cell that is not plausible ([`is_plausible_cost`]: NaN, ±infinity, beyond ±1e15) fails the query
 //!   with an [`ImplausibleCost`] error, which the engine turns into one naming the file, row and column.
@@ -47,6 +49,9 @@ pub fn all() -> Vec<ScalarUDF> {
         }),
         ScalarUDF::new_from_impl(UnreadableTags {
             signature: Signature::variadic_any(Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(ResourceHash {
+            signature: Signature::any(1, Volatility::Immutable),
         }),
         ScalarUDF::new_from_impl(Cost {
             signature: Signature::variadic_any(Volatility::Immutable),
@@ -196,6 +201,50 @@ impl ScalarUDFImpl for UnreadableTags {
         }
         let out = Int64Array::from_iter_values(marks.into_iter().map(i64::from));
         Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// A resource id's hash as the allocation query aggregates it (see `domain::resources`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ResourceHash {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ResourceHash {
+    fn name(&self) -> &str {
+        crate::domain::sql::LOCAL_RESOURCE_HASH_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return exec_err!("kubecur_resource_hash needs a resource id");
+        };
+        let array = arg.clone().into_array(rows)?;
+        if array.data_type() == &DataType::Null {
+            return Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(rows))));
+        }
+        let ids = as_utf8(&array)?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        for row in 0..rows {
+            match ids
+                .is_valid(row)
+                .then(|| crate::domain::resources::resource_hash(ids.value(row)))
+                .flatten()
+            {
+                Some(hash) => out.append_value(format!("{hash:016x}")),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
@@ -572,6 +621,33 @@ impl ScalarUDFImpl for Cost {
 mod tests {
     use super::*;
     use datafusion::arrow::array::MapBuilder;
+
+    #[tokio::test]
+    async fn resource_hashes_are_md5s_first_16_hex_digits_of_the_trimmed_id() -> Result<()> {
+        let ctx = datafusion::prelude::SessionContext::new();
+        for function in all() {
+            ctx.register_udf(function);
+        }
+        let batches = ctx
+            .sql("SELECT kubecur_resource_hash(id) AS h FROM (VALUES ('abc'), (' abc '), ('  '), (NULL)) AS t(id)")
+            .await?
+            .collect()
+            .await?;
+        let hashes = batches[0].column(0).as_string::<i32>();
+        // MD5("abc") = 900150983cd24fb0d6963f7d28e17f72 (RFC 1321, appendix A.5).
+        assert_eq!(
+            (0..4)
+                .map(|i| hashes.is_valid(i).then(|| hashes.value(i)))
+                .collect::<Vec<_>>(),
+            vec![
+                Some("900150983cd24fb0"),
+                Some("900150983cd24fb0"),
+                None,
+                None
+            ]
+        );
+        Ok(())
+    }
 
     #[test]
     fn finds_keys_in_maps_and_json() -> Result<()> {

@@ -5,6 +5,7 @@
 //! name; anything else that is not `.parquet`, `.csv` or `.csv.gz` is skipped and counted, never read.
 
 use crate::domain::columns::canonical_column_name;
+use crate::domain::deliveries::{self, Delivery, FoundFile, SelectionNote};
 use crate::domain::window::BillingPeriod;
 use crate::domain::UsageWindow;
 use crate::ports::EngineError;
@@ -96,6 +97,12 @@ pub struct Discovery {
     pub skipped_unknown: Vec<String>,
     /// Data files whose path names a billing period outside the requested window (not read).
     pub outside_window: usize,
+    /// Legacy and CUR 2.0 / FOCUS manifests found beside the data (never read as data).
+    pub manifests: Vec<ObjectMeta>,
+    /// Data files left out because a newer delivery of their month replaces them.
+    pub older_deliveries: usize,
+    /// What choosing among several deliveries of a month decided (`domain::deliveries`).
+    pub delivery_notes: Vec<SelectionNote>,
 }
 
 impl Discovery {
@@ -168,6 +175,9 @@ fn classify(
     found: &mut Discovery,
 ) {
     if is_delivery_marker(key) {
+        if key.ends_with("-Manifest.json") {
+            found.manifests.push(meta);
+        }
         return;
     }
     match kind_of(key) {
@@ -273,6 +283,7 @@ pub async fn discover(
         }
     }
     found.files.sort_by(|a, b| a.url.cmp(&b.url));
+    newest_deliveries(location, store, window, &mut found).await?;
     if found.files.is_empty() {
         let extra = if found.outside_window > 0 {
             format!(
@@ -299,6 +310,94 @@ pub async fn discover(
         )));
     }
     Ok(found)
+}
+
+/// Manifests larger than this are refused rather than read into memory (real ones are kilobytes).
+const MANIFEST_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Where several deliveries of a month sit side by side, keeps only the files of each month's newest
+/// delivery, by the manifests found (the rule: `domain::deliveries::select`). Notes that the user must
+/// hear of are logged as warnings.
+async fn newest_deliveries(
+    location: &CurLocation,
+    store: &Arc<dyn ObjectStore>,
+    window: Option<&UsageWindow>,
+    found: &mut Discovery,
+) -> Result<(), EngineError> {
+    // Keys as the manifests write them: relative to the bucket on S3, to `--cur` locally.
+    let root = match location {
+        CurLocation::Local(root) => ObjectPath::from_filesystem_path(root)
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        CurLocation::S3 { .. } => String::new(),
+    };
+    let relative = |meta: &ObjectMeta| {
+        let key = meta.location.to_string();
+        match key.strip_prefix(&root) {
+            Some(rest) if !root.is_empty() => rest.trim_start_matches('/').to_string(),
+            _ => key,
+        }
+    };
+    let mut found_deliveries: Vec<Delivery> = Vec::new();
+    for meta in &found.manifests {
+        let key = relative(meta);
+        if meta.size > MANIFEST_LIMIT {
+            return Err(EngineError::Input(format!(
+                "manifest `{key}` is {} bytes, more than a manifest can be ({MANIFEST_LIMIT})",
+                meta.size
+            )));
+        }
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(|e| EngineError::Storage {
+                context: format!("reading manifest `{key}`"),
+                source: Box::new(e),
+            })?
+            .bytes()
+            .await
+            .map_err(|e| EngineError::Storage {
+                context: format!("reading manifest `{key}`"),
+                source: Box::new(e),
+            })?;
+        let delivery = deliveries::parse_delivery(
+            &key,
+            &bytes,
+            period_of(&key),
+            meta.last_modified.timestamp_millis(),
+        )
+        .map_err(|e| EngineError::Input(e.to_string()))?;
+        let in_window = window.is_none_or(|w| w.billing_periods().contains(&delivery.period));
+        if in_window {
+            found_deliveries.push(delivery);
+        }
+    }
+    let files: Vec<FoundFile> = found
+        .files
+        .iter()
+        .map(|f| {
+            let key = relative(&f.meta);
+            FoundFile {
+                period: period_of(&key),
+                key,
+            }
+        })
+        .collect();
+    let selection = deliveries::select(&files, &found_deliveries)
+        .map_err(|e| EngineError::Input(e.to_string()))?;
+    let before = found.files.len();
+    let mut keep = selection.keep.iter();
+    found.files.retain(|_| keep.next().copied().unwrap_or(true));
+    found.older_deliveries = before - found.files.len();
+    for note in &selection.notes {
+        if note.is_warning() {
+            tracing::warn!("{note}");
+        } else {
+            tracing::info!("{note}");
+        }
+    }
+    found.delivery_notes = selection.notes;
+    Ok(())
 }
 
 /// A file's schema as read, with each field's canonical name.

@@ -2,6 +2,7 @@
 //! items (`docs/dynamodb.md`), and read back with every malformation named.
 
 use crate::domain::allocation::CostVector;
+use crate::domain::resources;
 use crate::domain::run::{LatestRun, Run, RunState};
 use crate::domain::snapshot::{DayFigures, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
@@ -88,7 +89,9 @@ pub fn snapshot_partition(period: BillingPeriod, version: i64, level: Level) -> 
     format!("SNAP#{}#{}#{}", period.label(), version, level.name())
 }
 
-/// The compact encoding of a group: `{"a":allocated,"k":[keys],"d":[[day of month, 4 costs, line items, resources], …]}`.
+/// The compact encoding of a group: `{"a":allocated,"k":[keys],"d":[[day of month, 4 costs, line items, resources], …]}`,
+/// and beside it, binary attribute `r`, the days' resource sets (`domain::resources::encode_days`).
+/// `resources` in `d` is each day's count, for people reading the table.
 /// Costs keep full `f64` precision (shortest round-trip form), so sums reconcile to the cent.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct GroupBody {
@@ -108,19 +111,21 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
             .iter()
             .map(|(day, f)| {
                 let [a, b, c, d] = f.costs.0;
-                (day.day(), a, b, c, d, f.line_items, f.resources)
+                (day.day(), a, b, c, d, f.line_items, f.resources.len())
             })
             .collect(),
     };
     let pk = snapshot_partition(info.period, info.version, group.level);
     let encoded = to_json(&body);
-    if encoded.len() > ITEM_BUDGET {
+    let resources =
+        resources::encode_days(group.days.iter().map(|(day, f)| (day.day(), &f.resources)));
+    if encoded.len() + resources.len() > ITEM_BUDGET {
         return Err(malformed(
             &pk,
             format!(
                 "group {:?} encodes to {} bytes, over the {} byte budget",
                 group.keys,
-                encoded.len(),
+                encoded.len() + resources.len(),
                 ITEM_BUDGET
             ),
         ));
@@ -129,6 +134,10 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
         (PK.to_string(), s(pk)),
         (SK.to_string(), s(group.id())),
         ("g".to_string(), s(encoded)),
+        (
+            "r".to_string(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(resources)),
+        ),
     ]))
 }
 
@@ -140,8 +149,31 @@ pub fn read_group(
 ) -> Result<SnapshotGroup, StoreError> {
     let key = text(item, SK, "snapshot group")?;
     let body: GroupBody = json_attr(item, "g", key)?;
+    let bytes = match item.get("r") {
+        Some(AttributeValue::B(blob)) => blob.as_ref(),
+        _ => {
+            return Err(malformed(
+                key,
+                "binary attribute `r` (resource sets) is missing",
+            ))
+        }
+    };
+    let mut sets: BTreeMap<u32, resources::ResourceSet> = resources::decode_days(bytes)
+        .map_err(|reason| malformed(key, format!("attribute `r`: {reason}")))?
+        .into_iter()
+        .collect();
     let mut days = BTreeMap::new();
-    for (day, a, b, c, d, line_items, resources) in body.d {
+    for (day, a, b, c, d, line_items, count) in body.d {
+        let resources = sets.remove(&day).unwrap_or_default();
+        if resources.len() != count {
+            return Err(malformed(
+                key,
+                format!(
+                    "day {day}: {count} resources in `g`, {} in `r`",
+                    resources.len()
+                ),
+            ));
+        }
         let date = chrono::NaiveDate::from_ymd_opt(period.year, period.month, day)
             .ok_or_else(|| malformed(key, format!("day {day} is not in {}", period.label())))?;
         days.insert(
@@ -288,7 +320,7 @@ pub(super) mod tests {
                 DayFigures {
                     costs: CostVector([0.1 + 0.2, 1e-12, -3.5, 123_456_789.123_456_79]),
                     line_items: 7,
-                    resources: 2,
+                    resources: resources::ResourceSet::from_hashes([2, 1 << 63]),
                 },
             )]),
         };

@@ -1,8 +1,8 @@
 //! Distinct resources over any window: sets of 64-bit resource id hashes that merge by union.
 //!
 //! The allocation query returns, per group, the distinct hashes of its non-empty resource ids (the first
-//! 16 hex digits of the MD5 of the trimmed id: `md5` exists in both Trino and DataFusion, so Athena and
-//! the local engine produce the same values). A snapshot keeps them per group and day, so a window's
+//! 16 hex digits of the MD5 of the trimmed id: Athena with Trino's `md5`, the local engine with
+//! `kubecur_resource_hash`, which calls [`resource_hash`]; both give the same values). A snapshot keeps them per group and day, so a window's
 //! `resources` is the size of the union of its days' sets, across every group merged into a row.
 //!
 //! Sets stay exact up to [`EXACT_LIMIT`] distinct resources per snapshot group and billing period; a
@@ -270,56 +270,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// MD5 (RFC 1321), here only to hash resource ids exactly as the SQL engines' `md5` does.
+/// MD5 (RFC 1321, the `md-5` crate), here only to hash resource ids exactly as Trino's `md5` does.
 fn md5(input: &[u8]) -> [u8; 16] {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    // K[i] = floor(|sin(i + 1)| · 2^32), RFC 1321 §3.4.
-    let k: Vec<u32> = (0..64)
-        .map(|i| ((f64::from(i + 1)).sin().abs() * 4_294_967_296.0) as u32)
-        .collect();
-    let mut state: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
-    let mut message = input.to_vec();
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend(((input.len() as u64).wrapping_mul(8)).to_le_bytes());
-    for chunk in message.chunks_exact(64) {
-        let mut m = [0u32; 16];
-        for (word, bytes) in m.iter_mut().zip(chunk.chunks_exact(4)) {
-            *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        }
-        let [mut a, mut b, mut c, mut d] = state;
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let rotated = a
-                .wrapping_add(f)
-                .wrapping_add(k[i])
-                .wrapping_add(m[g])
-                .rotate_left(S[i]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(rotated);
-        }
-        state[0] = state[0].wrapping_add(a);
-        state[1] = state[1].wrapping_add(b);
-        state[2] = state[2].wrapping_add(c);
-        state[3] = state[3].wrapping_add(d);
-    }
+    use md5::Digest;
     let mut out = [0u8; 16];
-    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
-        bytes.copy_from_slice(&word.to_le_bytes());
-    }
+    out.copy_from_slice(&md5::Md5::digest(input));
     out
 }
 

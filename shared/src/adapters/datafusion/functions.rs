@@ -233,14 +233,23 @@ impl ScalarUDFImpl for ResourceHash {
             return Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(rows))));
         }
         let ids = as_utf8(&array)?;
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        // One line item per row: the 16 digits are written in place, no string per row.
+        let mut digits = [0u8; 16];
         for row in 0..rows {
             match ids
                 .is_valid(row)
                 .then(|| crate::domain::resources::resource_hash(ids.value(row)))
                 .flatten()
             {
-                Some(hash) => out.append_value(format!("{hash:016x}")),
+                Some(hash) => {
+                    for (i, digit) in digits.iter_mut().enumerate() {
+                        *digit = DIGITS[((hash >> (60 - 4 * i)) & 0xf) as usize];
+                    }
+                    // ASCII hex digits are always UTF-8.
+                    out.append_value(std::str::from_utf8(&digits).unwrap_or_default());
+                }
                 None => out.append_null(),
             }
         }

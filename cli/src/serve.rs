@@ -6,7 +6,7 @@ use crate::args::ServeArgs;
 use crate::progress::TerminalProgress;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
-use kubecur_shared::api::{self, ApiRequest, ApiResponse, Limits, MemoryStore};
+use kubecur_shared::api::{self, ApiResponse, Limits, MemoryStore};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
 use kubecur_shared::domain::{AllocationRequest, Dimension};
@@ -92,18 +92,15 @@ fn serve_requests(
         };
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        let response = match api::query_pairs(Some(query)) {
-            Ok(query) => {
-                let api_request = ApiRequest {
-                    method: request.method().as_str().to_string(),
-                    path: path.to_string(),
-                    query,
-                };
-                let today = chrono::Utc::now().date_naive();
-                runtime.block_on(api::handle_with_limits(store, &api_request, today, limits))
-            }
-            Err(reason) => ApiResponse::bad_query(&reason),
-        };
+        let today = chrono::Utc::now().date_naive();
+        let response = runtime.block_on(api::handle_http(
+            store,
+            request.method().as_str(),
+            path,
+            Some(query),
+            today,
+            limits,
+        ));
         respond(request, response);
     }
 }

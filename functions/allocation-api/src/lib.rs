@@ -1,6 +1,6 @@
 //! allocation-api: API Gateway HTTP API (payload v2) → the shared allocation API over DynamoDB.
 
-use kubecur_shared::api::{self, ApiRequest, ApiResponse, Limits};
+use kubecur_shared::api::{self, ApiResponse, Limits};
 use kubecur_shared::ports::SnapshotReader;
 use lambda_http::{Body, Request, Response};
 
@@ -16,17 +16,15 @@ pub async fn handle_with_limits<S: SnapshotReader>(
     request: Request,
 ) -> Response<Body> {
     let today = chrono::Utc::now().date_naive();
-    let response = match api::query_pairs(request.uri().query()) {
-        Ok(query) => {
-            let api_request = ApiRequest {
-                method: request.method().as_str().to_string(),
-                path: request.uri().path().to_string(),
-                query,
-            };
-            api::handle_with_limits(store, &api_request, today, limits).await
-        }
-        Err(reason) => ApiResponse::bad_query(&reason),
-    };
+    let response = api::handle_http(
+        store,
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+        today,
+        limits,
+    )
+    .await;
     into_response(response)
 }
 

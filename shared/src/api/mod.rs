@@ -91,6 +91,29 @@ pub async fn handle<S: SnapshotReader>(
     handle_with_limits(store, request, today, &Limits::default()).await
 }
 
+/// Serves one HTTP request as a front end receives it (the API function, `kubecur serve`): method,
+/// path and the raw query string, still URL-encoded. A query string that cannot be decoded is a 400.
+pub async fn handle_http<S: SnapshotReader>(
+    store: &S,
+    method: &str,
+    path: &str,
+    raw_query: Option<&str>,
+    today: NaiveDate,
+    limits: &Limits,
+) -> ApiResponse {
+    match query_pairs(raw_query) {
+        Ok(query) => {
+            let request = ApiRequest {
+                method: method.to_string(),
+                path: path.to_string(),
+                query,
+            };
+            handle_with_limits(store, &request, today, limits).await
+        }
+        Err(reason) => ApiResponse::bad_query(&reason),
+    }
+}
+
 /// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
 /// Never panics and never returns an empty success for a failure: bad parameters and requests beyond
 /// `limits` are 400 naming the parameter, unknown routes 404, store failures 500 with an opaque id

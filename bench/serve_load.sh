@@ -3,6 +3,8 @@
 # month by namespace and a month by pod, over a generated CUR, loopback only and bounded in time.
 #
 #   bench/serve_load.sh [ROWS] [SECONDS] [CONNECTIONS]        (defaults 200000, 10, 16)
+#   PROFILE=1 bench/serve_load.sh …   also samples the server with perf (Linux `perf`, when installed)
+#                                     during a second run of each query and prints its top functions.
 #
 # The client is wrk (Debian's package, pinned; installed here when missing) with 2 threads and
 # CONNECTIONS keep-alive connections, one run of SECONDS per query after a 2-second warm-up. Client and
@@ -72,6 +74,14 @@ for aggregate in namespace pod; do
   p99="$(awk '$1 == "99%" { print $2 }' "$work/wrk.txt")"
   errors="$(awk '/Non-2xx|Socket errors/ { printf "%s ", $0 }' "$work/wrk.txt")"
   printf '| a month by %s | %s | %s | %s | %s | %s | %s |\n' "$aggregate" "$groups" "$bytes" "$rps" "$p50" "$p99" "${errors:-0}" >>"$work/table.md"
+  if [[ "${PROFILE:-0}" == 1 ]] && command -v perf >/dev/null; then
+    wrk -t2 -c"$connections" -d"$((seconds + 2))s" "$url" >/dev/null &
+    sleep 1
+    perf record -q -F 499 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1
+    wait
+    echo "== where the server spends its time, a month by $aggregate (perf, self time)"
+    perf report -i "$work/perf.data" --no-children --stdio 2>/dev/null | grep -E '^ +[0-9]+\.[0-9]+%' | head -15
+  fi
 done
 echo
 echo "kubecur serve, $rows line items, wrk -t2 -c$connections -d${seconds}s, $(nproc) CPUs shared by client and server:"

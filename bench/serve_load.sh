@@ -76,9 +76,11 @@ for aggregate in namespace pod; do
   printf '| a month by %s | %s | %s | %s | %s | %s | %s |\n' "$aggregate" "$groups" "$bytes" "$rps" "$p50" "$p99" "${errors:-0}" >>"$work/table.md"
   if [[ "${PROFILE:-0}" == 1 ]] && command -v perf >/dev/null; then
     wrk -t2 -c"$connections" -d"$((seconds + 2))s" "$url" >/dev/null &
+    load_pid=$!
     sleep 1
-    perf record -q -F 499 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1
-    wait
+    perf record -q -F 499 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1 || true
+    # Only the load generator: a bare `wait` would also wait for the server.
+    wait "$load_pid" || true
     echo "== where the server spends its time, a month by $aggregate (perf, self time)"
     perf report -i "$work/perf.data" --no-children --stdio 2>/dev/null | grep -E '^ +[0-9]+\.[0-9]+%' | head -15
   fi

@@ -82,7 +82,8 @@ for aggregate in namespace pod; do
     # Only the load generator: a bare `wait` would also wait for the server.
     wait "$load_pid" || true
     echo "== where the server spends its time, a month by $aggregate (perf, self time)"
-    perf report -i "$work/perf.data" --no-children --stdio 2>/dev/null | grep -E '^ +[0-9]+\.[0-9]+%' | head -15
+    # awk reads to the end: `head` would close the pipe early, and with pipefail that ends the script.
+    perf report -i "$work/perf.data" --no-children --stdio 2>/dev/null | awk '/^ +[0-9]+\.[0-9]+%/ && ++n <= 15'
   fi
 done
 echo

@@ -431,7 +431,7 @@ impl<T: SnapshotReader> SnapshotReader for Faulty<T> {
         &self,
         info: &SnapshotInfo,
         level: Level,
-    ) -> Result<Vec<SnapshotGroup>, StoreError> {
+    ) -> Result<Vec<std::sync::Arc<SnapshotGroup>>, StoreError> {
         faulty!(
             self,
             "reading groups",

@@ -13,8 +13,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[derive(Debug, Default)]
 struct State {
     pointers: BTreeMap<BillingPeriod, PeriodStatus>,
-    /// (period, version, level) → group id → group.
-    groups: BTreeMap<(BillingPeriod, i64, Level), BTreeMap<String, SnapshotGroup>>,
+    /// (period, version, level) → group id → group, shared with the readers (a request takes
+    /// references, not copies).
+    groups: BTreeMap<(BillingPeriod, i64, Level), BTreeMap<String, Arc<SnapshotGroup>>>,
     /// (period, version) → time to live, epoch seconds.
     expiry: BTreeMap<(BillingPeriod, i64), i64>,
     runs: BTreeMap<(BillingPeriod, String), Run>,
@@ -98,7 +99,7 @@ fn put_groups(state: &mut State, info: &SnapshotInfo, groups: Vec<SnapshotGroup>
             .groups
             .entry((info.period, info.version, group.level))
             .or_default()
-            .insert(group.id(), group);
+            .insert(group.id(), Arc::new(group));
     }
 }
 
@@ -139,12 +140,12 @@ impl SnapshotReader for MemoryStore {
         &self,
         info: &SnapshotInfo,
         level: Level,
-    ) -> Result<Vec<SnapshotGroup>, StoreError> {
+    ) -> Result<Vec<Arc<SnapshotGroup>>, StoreError> {
         Ok(self
             .read()?
             .groups
             .get(&(info.period, info.version, level))
-            .map(|groups| groups.values().cloned().collect())
+            .map(|groups| groups.values().map(Arc::clone).collect())
             .unwrap_or_default())
     }
 }

@@ -203,7 +203,7 @@ async fn allocation<S: SnapshotReader>(
     let mut dimensions = query.aggregate.clone();
     dimensions.extend(query.filters.iter().map(|(d, _)| *d));
     let level = Level::serving(&dimensions);
-    let mut groups: Vec<SnapshotGroup> = Vec::new();
+    let mut groups: Vec<std::sync::Arc<SnapshotGroup>> = Vec::new();
     let mut warnings = Vec::new();
     let mut flavour = None;
     let mut snapshots = Vec::new();
@@ -254,14 +254,16 @@ async fn allocation<S: SnapshotReader>(
             })
     };
     let flavour = flavour.unwrap_or(crate::domain::Flavour::Cur2);
+    // Filtered once, not once per step.
+    let kept: Vec<&SnapshotGroup> = groups.iter().map(|g| &**g).filter(|g| keep(g)).collect();
     let mut sets: Vec<(Allocation, Vec<AllocationRow>)> = Vec::new();
     let mut answered: u64 = 0;
     for step in query.steps() {
         let set = answer(
-            &groups,
+            kept.iter().copied(),
             step,
             &query.aggregate,
-            keep,
+            |_| true,
             flavour,
             warnings.clone(),
         );
@@ -294,10 +296,10 @@ async fn allocation<S: SnapshotReader>(
     let summary = match sets.as_slice() {
         [(whole, _)] => whole.summary(query.metric),
         _ => answer(
-            &groups,
+            kept.iter().copied(),
             query.window,
             &query.aggregate,
-            keep,
+            |_| true,
             flavour,
             warnings.clone(),
         )
@@ -313,13 +315,21 @@ async fn allocation<S: SnapshotReader>(
             "message": format!("no allocation has been computed yet for billing period(s) {}: their days are not in the data", missing.join(", ")),
         }));
     }
-    Ok(ApiResponse::json(
-        200,
-        &json!({
-            "code": 200,
-            "status": "success",
-            "data": sets.iter().map(|(set, rows)| set_json(set, rows, query)).collect::<Vec<_>>(),
-            "meta": {
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        code: u16,
+        data: Vec<SetJson<'a>>,
+        meta: Value,
+        status: &'static str,
+    }
+    let document = Document {
+        code: 200,
+        data: sets
+            .iter()
+            .map(|(set, rows)| SetJson::new(set, rows, query.metric))
+            .collect(),
+        status: "success",
+        meta: json!({
                 "window": window_json(query.window),
                 "aggregate": query.aggregate,
                 "costMetric": query.metric,
@@ -327,47 +337,119 @@ async fn allocation<S: SnapshotReader>(
                 "snapshots": snapshots,
                 "summary": summary,
                 "warnings": notes,
-            },
         }),
-    ))
-}
-
-fn window_json(window: UsageWindow) -> Value {
-    json!({
-        "start": format!("{}T00:00:00Z", window.from()),
-        "end": format!("{}T00:00:00Z", window.to()),
+    };
+    Ok(ApiResponse {
+        status: 200,
+        content_type: JSON,
+        body: serde_json::to_string(&document).map_err(|e| StoreError::Malformed {
+            key: "the allocation answer".into(),
+            reason: e.to_string(),
+        })?,
     })
 }
 
-/// One allocation set in OpenCost's shape: a map from group name ([`group_name`]) to its figures.
-fn set_json(set: &Allocation, rows: &[AllocationRow], query: &AllocationQuery) -> Value {
-    let window = set.window.map(window_json).unwrap_or(Value::Null);
-    let mut out = serde_json::Map::new();
-    for row in rows {
-        let name = group_name(&row.keys);
-        let mut properties = serde_json::Map::new();
-        for (dimension, key) in set.group_by.iter().zip(&row.keys) {
-            properties.insert(dimension.name().to_string(), key.clone().into());
+fn window_json(window: UsageWindow) -> Value {
+    json!(WindowJson::of(window))
+}
+
+/// One allocation set in OpenCost's shape: a map from group name ([`group_name`]) to its figures,
+/// serialized as it is written (no `Value` tree: this is most of every answer's bytes). Entries are in
+/// name order, as a JSON object map would hold them.
+struct SetJson<'a> {
+    group_by: &'a [crate::domain::Dimension],
+    window: Option<WindowJson>,
+    rows: Vec<(String, &'a AllocationRow)>,
+    metric: CostMetric,
+}
+
+#[derive(serde::Serialize)]
+struct WindowJson {
+    start: String,
+    end: String,
+}
+
+impl WindowJson {
+    fn of(window: UsageWindow) -> WindowJson {
+        WindowJson {
+            start: format!("{}T00:00:00Z", window.from()),
+            end: format!("{}T00:00:00Z", window.to()),
         }
-        let mut item = json!({
-            "name": name,
-            "properties": properties,
-            "window": window,
-            "start": window["start"],
-            "end": window["end"],
-            "allocated": row.allocated,
-            "totalCost": row.costs.get(query.metric),
-            "resources": row.resources,
-            "lineItems": row.line_items,
-        });
-        if let Some(fields) = item.as_object_mut() {
-            for metric in CostMetric::ALL {
-                fields.insert(metric.name().to_string(), row.costs.get(metric).into());
-            }
-        }
-        out.insert(name, item);
     }
-    Value::Object(out)
+}
+
+impl<'a> SetJson<'a> {
+    fn new(set: &'a Allocation, rows: &'a [AllocationRow], metric: CostMetric) -> SetJson<'a> {
+        let mut rows: Vec<(String, &AllocationRow)> =
+            rows.iter().map(|r| (group_name(&r.keys), r)).collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        SetJson {
+            group_by: &set.group_by,
+            window: set.window.map(WindowJson::of),
+            rows,
+            metric,
+        }
+    }
+}
+
+impl serde::Serialize for SetJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.rows.len()))?;
+        for (name, row) in &self.rows {
+            map.serialize_entry(
+                name,
+                &ItemJson {
+                    set: self,
+                    name,
+                    row,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// One group of a set: its name, raw key values, window and figures.
+struct ItemJson<'a> {
+    set: &'a SetJson<'a>,
+    name: &'a str,
+    row: &'a AllocationRow,
+}
+
+impl serde::Serialize for ItemJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (row, window) = (self.row, self.set.window.as_ref());
+        let mut map = serializer.serialize_map(Some(9 + CostMetric::ALL.len()))?;
+        map.serialize_entry("allocated", &row.allocated)?;
+        map.serialize_entry("end", &window.map(|w| &w.end))?;
+        map.serialize_entry("lineItems", &row.line_items)?;
+        map.serialize_entry("name", self.name)?;
+        map.serialize_entry("properties", &Properties(self.set.group_by, &row.keys))?;
+        map.serialize_entry("resources", &row.resources)?;
+        map.serialize_entry("start", &window.map(|w| &w.start))?;
+        map.serialize_entry("totalCost", &row.costs.get(self.set.metric))?;
+        map.serialize_entry("window", &window)?;
+        for metric in CostMetric::ALL {
+            map.serialize_entry(metric.name(), &row.costs.get(metric))?;
+        }
+        map.end()
+    }
+}
+
+/// Each aggregate's name → the group's raw value.
+struct Properties<'a>(&'a [crate::domain::Dimension], &'a [String]);
+
+impl serde::Serialize for Properties<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (dimension, key) in self.0.iter().zip(self.1) {
+            map.serialize_entry(dimension.name(), key)?;
+        }
+        map.end()
+    }
 }
 
 /// Decoded query parameters, in order, from a raw query string (`+` is a space, `%XX` escapes).
@@ -1200,7 +1282,7 @@ mod tests {
             &self,
             _: &SnapshotInfo,
             _: Level,
-        ) -> Result<Vec<SnapshotGroup>, StoreError> {
+        ) -> Result<Vec<std::sync::Arc<SnapshotGroup>>, StoreError> {
             Ok(vec![])
         }
     }

@@ -4,7 +4,7 @@ use super::dimension::Dimension;
 use super::flavour::Flavour;
 use super::metric::CostMetric;
 use super::plan::Warning;
-use super::resources::ResourceSet;
+use super::resources::{ResourceSet, ResourceUnion};
 use super::window::UsageWindow;
 use std::collections::BTreeMap;
 
@@ -41,20 +41,48 @@ pub struct AllocationRow {
     pub line_items: u64,
 }
 
-impl AllocationRow {
-    /// Adds `other`'s resources: the union of their sets when both have one, else the sum of counts
-    /// (an upper bound when a resource is in both).
-    fn merge_resources(&mut self, other: &AllocationRow) {
-        match (&mut self.resource_ids, &other.resource_ids) {
-            (Some(mine), Some(theirs)) => {
-                mine.union(theirs);
-                self.resources = mine.len();
-            }
-            _ => {
-                self.resource_ids = None;
-                self.resources += other.resources;
-            }
+/// Rows being merged into one: sums as they come, and the union of their resource sets collected and
+/// sorted once at the end (not merged pair by pair, which is quadratic in the number of rows).
+struct RowMerge<'a> {
+    row: AllocationRow,
+    /// `None` once a row without its set was added: the count is then the sum of the rows' counts
+    /// (an upper bound when a resource is in several).
+    union: Option<ResourceUnion<'a>>,
+}
+
+impl<'a> RowMerge<'a> {
+    fn new(keys: Vec<String>, allocated: bool) -> RowMerge<'a> {
+        RowMerge {
+            row: AllocationRow {
+                keys,
+                allocated,
+                costs: CostVector::default(),
+                resources: 0,
+                resource_ids: None,
+                line_items: 0,
+            },
+            union: Some(ResourceUnion::default()),
         }
+    }
+
+    fn add(&mut self, other: &'a AllocationRow) {
+        self.row.costs.add(&other.costs);
+        self.row.line_items += other.line_items;
+        self.row.resources += other.resources;
+        match (&mut self.union, &other.resource_ids) {
+            (Some(union), Some(set)) => union.add(set),
+            _ => self.union = None,
+        }
+    }
+
+    fn finish(self) -> AllocationRow {
+        let mut row = self.row;
+        if let Some(union) = self.union {
+            let set = union.finish();
+            row.resources = set.len();
+            row.resource_ids = Some(set);
+        }
+        row
     }
 }
 
@@ -142,28 +170,19 @@ impl Allocation {
             .iter()
             .map(|d| self.group_by.iter().position(|g| g == d))
             .collect::<Option<_>>()?;
-        let mut merged: BTreeMap<(Vec<String>, bool), AllocationRow> = BTreeMap::new();
+        let mut merged: BTreeMap<(Vec<String>, bool), RowMerge> = BTreeMap::new();
         for row in &self.rows {
             let keys: Vec<String> = positions.iter().map(|&p| row.keys[p].clone()).collect();
-            let entry = merged
+            merged
                 .entry((keys.clone(), row.allocated))
-                .or_insert_with(|| AllocationRow {
-                    keys,
-                    allocated: row.allocated,
-                    costs: CostVector::default(),
-                    resources: 0,
-                    resource_ids: row.resource_ids.as_ref().map(|_| ResourceSet::default()),
-                    line_items: 0,
-                });
-            entry.costs.add(&row.costs);
-            entry.merge_resources(row);
-            entry.line_items += row.line_items;
+                .or_insert_with(|| RowMerge::new(keys, row.allocated))
+                .add(row);
         }
         Some(Allocation {
             flavour: self.flavour,
             window: self.window,
             group_by: group_by.to_vec(),
-            rows: merged.into_values().collect(),
+            rows: merged.into_values().map(RowMerge::finish).collect(),
             warnings: self.warnings.clone(),
         })
     }
@@ -172,24 +191,21 @@ impl Allocation {
     /// ties by key. A resource with tagged and untagged line items counts once when the rows carry their
     /// resource sets; `kubecur allocate` asks for them whenever such merging can happen.
     pub fn display_rows(&self, metric: CostMetric) -> Vec<AllocationRow> {
-        let mut merged: BTreeMap<Vec<String>, AllocationRow> = BTreeMap::new();
-        for row in &self.rows {
-            let entry = merged
-                .entry(row.keys.clone())
-                .or_insert_with(|| AllocationRow {
-                    keys: row.keys.clone(),
-                    allocated: false,
-                    costs: CostVector::default(),
-                    resources: 0,
-                    resource_ids: row.resource_ids.as_ref().map(|_| ResourceSet::default()),
-                    line_items: 0,
-                });
-            entry.allocated |= row.allocated;
-            entry.costs.add(&row.costs);
-            entry.merge_resources(row);
-            entry.line_items += row.line_items;
-        }
-        let mut rows: Vec<AllocationRow> = merged.into_values().collect();
+        // Rows with equal keys side by side (a stable sort keeps their order, hence the sums'), then
+        // one merge per run of equal keys: no key is cloned into a map.
+        let mut order: Vec<&AllocationRow> = self.rows.iter().collect();
+        order.sort_by(|a, b| a.keys.cmp(&b.keys));
+        let mut rows: Vec<AllocationRow> = order
+            .chunk_by(|a, b| a.keys == b.keys)
+            .map(|run| {
+                let mut merge = RowMerge::new(run[0].keys.clone(), false);
+                for row in run {
+                    merge.row.allocated |= row.allocated;
+                    merge.add(row);
+                }
+                merge.finish()
+            })
+            .collect();
         rows.sort_by(|a, b| {
             b.costs
                 .get(metric)

@@ -8,10 +8,10 @@ use super::error::DomainError;
 use super::flavour::Flavour;
 use super::named::named_enum;
 use super::plan::Warning;
-use super::resources::{ResourceSet, EXACT_LIMIT};
+use super::resources::{ResourceSet, ResourceUnion, EXACT_LIMIT};
 use super::window::{BillingPeriod, UsageWindow};
 use chrono::NaiveDate;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A pre-aggregated level of a snapshot. Requests are served from the coarsest level that holds every
 /// dimension they group or filter by.
@@ -58,25 +58,77 @@ pub struct DayFigures {
     pub resources: ResourceSet,
 }
 
-impl DayFigures {
-    fn add(&mut self, other: &DayFigures) {
-        self.costs.add(&other.costs);
-        self.line_items += other.line_items;
-        self.resources.union(&other.resources);
-    }
-}
-
 /// One group of one level: its key, whether it carries a namespace tag, and its figures per usage day.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The days are fixed at construction ([`SnapshotGroup::new`]): the figures of all days together
+/// ([`SnapshotGroup::all_days`]), which a window covering the whole period asks for, are summed once
+/// per group and kept, so a store that keeps its groups (`kubecur serve`) answers the common request,
+/// a month, without touching each day again.
+#[derive(Debug, Clone)]
 pub struct SnapshotGroup {
     pub level: Level,
     /// Values aligned with [`Level::dimensions`].
     pub keys: Vec<String>,
     pub allocated: bool,
-    pub days: BTreeMap<NaiveDate, DayFigures>,
+    days: BTreeMap<NaiveDate, DayFigures>,
+    all_days: std::sync::OnceLock<DayFigures>,
+}
+
+/// Equal keys and days (the kept sum follows from the days).
+impl PartialEq for SnapshotGroup {
+    fn eq(&self, other: &SnapshotGroup) -> bool {
+        (self.level, &self.keys, self.allocated, &self.days)
+            == (other.level, &other.keys, other.allocated, &other.days)
+    }
 }
 
 impl SnapshotGroup {
+    pub fn new(
+        level: Level,
+        keys: Vec<String>,
+        allocated: bool,
+        days: BTreeMap<NaiveDate, DayFigures>,
+    ) -> SnapshotGroup {
+        SnapshotGroup {
+            level,
+            keys,
+            allocated,
+            days,
+            all_days: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The figures per usage day, in day order.
+    pub fn days(&self) -> &BTreeMap<NaiveDate, DayFigures> {
+        &self.days
+    }
+
+    /// Every day's figures summed (in day order) and their resources merged; computed on first use.
+    pub fn all_days(&self) -> &DayFigures {
+        self.all_days.get_or_init(|| {
+            let mut costs = CostVector::default();
+            let mut line_items = 0;
+            let mut resources = ResourceUnion::default();
+            for figures in self.days.values() {
+                costs.add(&figures.costs);
+                line_items += figures.line_items;
+                resources.add(&figures.resources);
+            }
+            DayFigures {
+                costs,
+                line_items,
+                resources: resources.finish(),
+            }
+        })
+    }
+
+    /// Whether `window` holds every day of the group.
+    fn within(&self, window: UsageWindow) -> bool {
+        match (self.days.keys().next(), self.days.keys().next_back()) {
+            (Some(first), Some(last)) => *first >= window.from() && *last < window.to(),
+            _ => true,
+        }
+    }
     /// A fixed-length identity of the group within its level (32 hex digits): tag values are free text
     /// and a full-level key can exceed DynamoDB's 1,024-byte sort key limit, so the key is hashed
     /// (FNV-1a, 128 bit) and stored in full beside it.
@@ -299,38 +351,42 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
             .iter()
             .map(|d| position(*d))
             .collect::<Result<_, _>>()?;
-        let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>> =
-            BTreeMap::new();
+        // Each day's resources are collected and sorted once, when the group is complete.
+        type Day<'r> = (CostVector, u64, ResourceUnion<'r>);
+        let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, Day>> = BTreeMap::new();
         for row in &rows {
             let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
             let keys = at.iter().map(|&p| row.keys[p].clone()).collect();
-            let resources = match &row.resource_ids {
-                Some(set) => set.clone(),
-                None if row.resources == 0 => ResourceSet::default(),
+            let figures = groups
+                .entry((keys, row.allocated))
+                .or_default()
+                .entry(day)
+                .or_default();
+            figures.0.add(&row.costs);
+            figures.1 += row.line_items;
+            match &row.resource_ids {
+                Some(set) => figures.2.add(set),
+                None if row.resources == 0 => {}
                 None => return Err(bad(
                     "a snapshot needs each group's resource ids (AllocationRequest::resource_ids)"
                         .into(),
                 )),
-            };
-            groups
-                .entry((keys, row.allocated))
-                .or_default()
-                .entry(day)
-                .or_default()
-                .add(&DayFigures {
-                    costs: row.costs,
-                    line_items: row.line_items,
-                    resources,
-                });
-        }
-        out.extend(groups.into_iter().map(|((keys, allocated), mut days)| {
-            bound_resources(&mut days);
-            SnapshotGroup {
-                level,
-                keys,
-                allocated,
-                days,
             }
+        }
+        out.extend(groups.into_iter().map(|((keys, allocated), days)| {
+            let mut days = days
+                .into_iter()
+                .map(|(day, (costs, line_items, resources))| {
+                    let figures = DayFigures {
+                        costs,
+                        line_items,
+                        resources: resources.finish(),
+                    };
+                    (day, figures)
+                })
+                .collect();
+            bound_resources(&mut days);
+            SnapshotGroup::new(level, keys, allocated, days)
         }));
     }
     Ok(out)
@@ -339,14 +395,13 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
 /// A group with more than [`EXACT_LIMIT`] distinct resources over the period keeps a sketch per day
 /// instead of the hashes, so its item stays within DynamoDB's size limit (`docs/dynamodb.md`).
 fn bound_resources(days: &mut BTreeMap<NaiveDate, DayFigures>) {
-    let mut all = ResourceSet::default();
+    let mut all = ResourceUnion::default();
     for figures in days.values() {
-        all.union(&figures.resources);
-        if all.len() > EXACT_LIMIT as u64 {
-            for figures in days.values_mut() {
-                figures.resources = figures.resources.to_sketch();
-            }
-            return;
+        all.add(&figures.resources);
+    }
+    if all.finish().len() > EXACT_LIMIT as u64 {
+        for figures in days.values_mut() {
+            figures.resources = figures.resources.to_sketch();
         }
     }
 }
@@ -357,53 +412,96 @@ fn bound_resources(days: &mut BTreeMap<NaiveDate, DayFigures>) {
 /// `resources` of a row is the number of distinct resources in the window over every group merged into
 /// it (the union of the days' sets), as the allocation query counts them; the set is kept on the row so
 /// that [`Allocation::display_rows`] can merge further.
-pub fn answer(
-    groups: &[SnapshotGroup],
+///
+/// This is the work of every API request, so it borrows: a group's keys are looked up once (not once
+/// per day) as `&str`, and each row's resources are collected and sorted once ([`ResourceUnion`]).
+/// Sums still run in the order the groups come in; rows come out sorted by keys, then the flag.
+pub fn answer<'a>(
+    groups: impl IntoIterator<Item = &'a SnapshotGroup>,
     window: UsageWindow,
     group_by: &[Dimension],
     keep: impl Fn(&SnapshotGroup) -> bool,
     flavour: Flavour,
     warnings: Vec<Warning>,
 ) -> Allocation {
-    type Merged = (CostVector, u64, ResourceSet);
-    let mut merged: BTreeMap<(Vec<String>, bool), Merged> = BTreeMap::new();
-    for group in groups.iter().filter(|g| keep(g)) {
+    #[derive(Default)]
+    struct Merged<'r> {
+        costs: CostVector,
+        line_items: u64,
+        resources: ResourceUnion<'r>,
+    }
+    let by_day = group_by.contains(&Dimension::Day);
+    // A row's keys but the day (left empty), and the flag → its figures per day (`None` without a day).
+    type Slot<'a> = (
+        (Vec<&'a str>, bool),
+        BTreeMap<Option<NaiveDate>, Merged<'a>>,
+    );
+    let mut slots: Vec<Slot<'a>> = Vec::new();
+    let mut index: HashMap<(Vec<&'a str>, bool), usize> = HashMap::new();
+    for group in groups.into_iter().filter(|g| keep(g)) {
+        // A window over every day of the group, not split by day, takes the group's kept sum.
+        let whole = !by_day && group.within(window);
+        let mut days = group.days.range(window.from()..window.to()).peekable();
+        if days.peek().is_none() {
+            continue;
+        }
         let dims = group.level.dimensions();
-        for (day, figures) in group.days.range(window.from()..window.to()) {
-            let keys: Vec<String> = group_by
-                .iter()
-                .map(|d| match d {
-                    Dimension::Day => day.to_string(),
-                    d => dims
-                        .iter()
-                        .position(|x| x == d)
-                        .map(|p| group.keys[p].clone())
-                        .unwrap_or_default(),
-                })
-                .collect();
-            let entry = merged.entry((keys, group.allocated)).or_default();
-            entry.0.add(&figures.costs);
-            entry.1 += figures.line_items;
-            entry.2.union(&figures.resources);
+        let keys: Vec<&'a str> = group_by
+            .iter()
+            .map(|d| {
+                dims.iter()
+                    .position(|x| x == d)
+                    .map_or("", |p| group.keys[p].as_str())
+            })
+            .collect();
+        let at = *index
+            .entry((keys, group.allocated))
+            .or_insert_with_key(|key| {
+                slots.push((key.clone(), BTreeMap::new()));
+                slots.len() - 1
+            });
+        let per_day = &mut slots[at].1;
+        let mut add = |day: Option<NaiveDate>, figures: &'a DayFigures| {
+            let merged = per_day.entry(day).or_default();
+            merged.costs.add(&figures.costs);
+            merged.line_items += figures.line_items;
+            merged.resources.add(&figures.resources);
+        };
+        if whole {
+            add(None, group.all_days());
+        } else {
+            for (day, figures) in days {
+                add(by_day.then_some(*day), figures);
+            }
         }
     }
+    let mut rows = Vec::new();
+    for ((keys, allocated), per_day) in slots {
+        for (day, merged) in per_day {
+            let resources = merged.resources.finish();
+            rows.push(AllocationRow {
+                keys: group_by
+                    .iter()
+                    .zip(&keys)
+                    .map(|(d, key)| match (d, day) {
+                        (Dimension::Day, Some(day)) => day.to_string(),
+                        _ => key.to_string(),
+                    })
+                    .collect(),
+                allocated,
+                costs: merged.costs,
+                resources: resources.len(),
+                resource_ids: Some(resources),
+                line_items: merged.line_items,
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.keys, a.allocated).cmp(&(&b.keys, b.allocated)));
     Allocation {
         flavour,
         window: Some(window),
         group_by: group_by.to_vec(),
-        rows: merged
-            .into_iter()
-            .map(
-                |((keys, allocated), (costs, line_items, resources))| AllocationRow {
-                    keys,
-                    allocated,
-                    costs,
-                    resources: resources.len(),
-                    resource_ids: Some(resources),
-                    line_items,
-                },
-            )
-            .collect(),
+        rows,
         warnings,
     }
 }
@@ -502,6 +600,45 @@ mod tests {
         assert_eq!(out.rows.len(), 1, "{out:?}");
         assert_eq!(out.rows[0].costs.0[0], 2.75);
         assert_eq!(out.rows[0].line_items, 4);
+    }
+
+    /// A window over a group's every day takes its kept sum ([`SnapshotGroup::all_days`]); it must
+    /// answer exactly what summing the days one by one answers.
+    #[test]
+    fn a_whole_period_window_answers_as_its_days_summed() {
+        let groups = build_snapshot(&full()).expect("full grain");
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d).expect("valid");
+        for window in [
+            UsageWindow::new(day(1), day(30)).expect("window"),
+            UsageWindow::new(day(1), NaiveDate::from_ymd_opt(2024, 7, 1).expect("valid"))
+                .expect("window"),
+        ] {
+            for (level, by) in [
+                (Level::Namespace, Dimension::Namespace),
+                (Level::Full, Dimension::Service),
+            ] {
+                let keep = |g: &SnapshotGroup| g.level == level;
+                let whole = answer(&groups, window, &[by], keep, Flavour::Cur2, vec![]);
+                let by_day = answer(
+                    &groups,
+                    window,
+                    &[Dimension::Day, by],
+                    keep,
+                    Flavour::Cur2,
+                    vec![],
+                )
+                .regroup(&[by])
+                .expect("regroupable");
+                assert_eq!(whole.rows, by_day.rows, "{window:?} {level:?}");
+            }
+        }
+        // The kept sum is the days' sum.
+        let group = &groups[0];
+        let mut costs = CostVector::default();
+        for figures in group.days().values() {
+            costs.add(&figures.costs);
+        }
+        assert_eq!(group.all_days().costs, costs);
     }
 
     /// The case: a resource in two full-grain groups on one day was counted twice.
@@ -629,12 +766,8 @@ mod tests {
 
     #[test]
     fn group_ids_are_fixed_length_and_tell_allocated_apart() {
-        let mut group = SnapshotGroup {
-            level: Level::Full,
-            keys: vec!["x".repeat(5000)],
-            allocated: true,
-            days: BTreeMap::new(),
-        };
+        let mut group =
+            SnapshotGroup::new(Level::Full, vec!["x".repeat(5000)], true, BTreeMap::new());
         let id = group.id();
         assert_eq!(id.len(), 32);
         group.allocated = false;

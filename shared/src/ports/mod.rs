@@ -164,10 +164,11 @@ pub trait SnapshotReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
     /// Every period's pointer, oldest first.
     fn all_pointers(&self) -> impl Future<Output = Result<Vec<PeriodStatus>, StoreError>> + Send;
-    /// Every group of `level` in the snapshot `info` describes.
+    /// Every group of `level` in the snapshot `info` describes; shared, so that a store holding them in
+    /// memory answers without copying.
     fn groups(
         &self,
         info: &SnapshotInfo,
         level: Level,
-    ) -> impl Future<Output = Result<Vec<SnapshotGroup>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<std::sync::Arc<SnapshotGroup>>, StoreError>> + Send;
 }

@@ -107,7 +107,7 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
         a: group.allocated,
         k: group.keys.clone(),
         d: group
-            .days
+            .days()
             .iter()
             .map(|(day, f)| {
                 let [a, b, c, d] = f.costs.0;
@@ -117,8 +117,12 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
     };
     let pk = snapshot_partition(info.period, info.version, group.level);
     let encoded = to_json(&body);
-    let resources =
-        resources::encode_days(group.days.iter().map(|(day, f)| (day.day(), &f.resources)));
+    let resources = resources::encode_days(
+        group
+            .days()
+            .iter()
+            .map(|(day, f)| (day.day(), &f.resources)),
+    );
     if encoded.len() + resources.len() > ITEM_BUDGET {
         return Err(malformed(
             &pk,
@@ -188,12 +192,7 @@ pub fn read_group(
     if body.k.len() != level.dimensions().len() {
         return Err(malformed(key, "key length does not match its level"));
     }
-    Ok(SnapshotGroup {
-        level,
-        keys: body.k,
-        allocated: body.a,
-        days,
-    })
+    Ok(SnapshotGroup::new(level, body.k, body.a, days))
 }
 
 pub fn pointer_status(item: &Item) -> Result<PeriodStatus, StoreError> {
@@ -311,11 +310,11 @@ pub(super) mod tests {
     #[test]
     fn group_items_round_trip_with_exact_costs() {
         let day = chrono::NaiveDate::from_ymd_opt(2024, 6, 30).expect("valid");
-        let group = SnapshotGroup {
-            level: Level::Full,
-            keys: (0..8).map(|i| format!("k{i} \"quoted\", comma")).collect(),
-            allocated: false,
-            days: BTreeMap::from([(
+        let group = SnapshotGroup::new(
+            Level::Full,
+            (0..8).map(|i| format!("k{i} \"quoted\", comma")).collect(),
+            false,
+            BTreeMap::from([(
                 day,
                 DayFigures {
                     costs: CostVector([0.1 + 0.2, 1e-12, -3.5, 123_456_789.123_456_79]),
@@ -323,7 +322,7 @@ pub(super) mod tests {
                     resources: resources::ResourceSet::from_hashes([2, 1 << 63]),
                 },
             )]),
-        };
+        );
         let item = group_item(&info(1), &group).expect("encodable");
         assert_eq!(
             read_group(&item, info(1).period, Level::Full).expect("decodable"),

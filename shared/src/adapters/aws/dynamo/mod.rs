@@ -148,11 +148,11 @@ impl SnapshotReader for DynamoStore {
         &self,
         info: &SnapshotInfo,
         level: Level,
-    ) -> Result<Vec<SnapshotGroup>, StoreError> {
+    ) -> Result<Vec<std::sync::Arc<SnapshotGroup>>, StoreError> {
         self.query_partition(&snapshot_partition(info.period, info.version, level))
             .await?
             .iter()
-            .map(|item| read_group(item, info.period, level))
+            .map(|item| read_group(item, info.period, level).map(std::sync::Arc::new))
             .collect()
     }
 }

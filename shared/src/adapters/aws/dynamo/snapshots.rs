@@ -411,11 +411,13 @@ mod tests {
         let rule = rule.then_output(|| BatchWriteItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
         let groups: Vec<SnapshotGroup> = (0..60)
-            .map(|i| SnapshotGroup {
-                level: Level::Namespace,
-                keys: vec![format!("ns-{i}")],
-                allocated: true,
-                days: BTreeMap::new(),
+            .map(|i| {
+                SnapshotGroup::new(
+                    Level::Namespace,
+                    vec![format!("ns-{i}")],
+                    true,
+                    BTreeMap::new(),
+                )
             })
             .collect();
         store(client)

@@ -27,7 +27,7 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -q "wrk=$WRK_VERSION" >/dev/null
 fi
 if [[ ! -x "$KUBECUR" ]]; then
-  echo "$KUBECUR is missing: cargo build --release --workspace" >&2
+  echo "$KUBECUR is missing: cargo test --release --workspace --all-targets --no-run (the test build, reused)" >&2
   exit 1
 fi
 

@@ -23,7 +23,7 @@ KUBECUR="$CARGO_TARGET_DIR/release/kubecur"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ ! -x "$KUBECUR" ]]; then
-  echo "FAIL: $KUBECUR is missing; build it first: cargo build --release --workspace" >&2
+  echo "FAIL: $KUBECUR is missing; build it first: cargo test --release --workspace --all-targets --no-run (the test build; other target sets resolve other features and rebuild the engine)" >&2
   exit 1
 fi
 

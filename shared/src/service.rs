@@ -38,66 +38,123 @@ pub fn read_allocation(
     plan: &AllocationPlan,
     result: &ResultTable,
 ) -> Result<Allocation, EngineError> {
-    let column = |name: &str| {
-        result.position(name).ok_or_else(|| EngineError::Execution {
-            context: "reading the allocation result".into(),
-            source: format!("column `{name}` is missing; got {:?}", result.columns).into(),
-        })
-    };
-    let keys: Vec<usize> = plan
-        .group_by
+    let mut reader = AllocationReader::new(plan, &result.columns)?;
+    let rows = result
+        .rows
         .iter()
-        .map(|d| column(d.name()))
-        .collect::<Result<_, _>>()?;
-    let metrics: Vec<usize> = CostMetric::ALL
-        .iter()
-        .map(|m| column(m.sql_alias()))
-        .collect::<Result<_, _>>()?;
-    let allocated = column(ALLOCATED_COLUMN)?;
-    // Either the count or, when the plan asked for them, the set of resource hashes.
-    let resources = column(if plan.resource_ids {
-        RESOURCE_HASHES_COLUMN
-    } else {
-        RESOURCES_COLUMN
-    })?;
-    let line_items = column(LINE_ITEMS_COLUMN)?;
-    // Where each tag source's presence count comes from: a counted column or a group key.
-    let presence: Vec<Result<usize, usize>> = plan
-        .presence()
-        .into_iter()
-        .map(|p| match p {
-            Presence::Counted(n) => column(&format!("{TAG_SOURCE_COLUMN_PREFIX}{n}")).map(Ok),
-            Presence::FromGroupKey(position) => Ok(Err(keys[position])),
+        .map(|row| reader.read(row))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut allocation = reader.finish();
+    allocation.rows = rows;
+    Ok(allocation)
+}
+
+/// Reads the allocation query's result one row at a time (the writer streams a result it never holds
+/// whole), counting what the warnings need on the way.
+#[derive(Debug)]
+pub struct AllocationReader {
+    plan: AllocationPlan,
+    columns: Vec<String>,
+    keys: Vec<usize>,
+    metrics: Vec<usize>,
+    allocated: usize,
+    resources: usize,
+    line_items: usize,
+    /// Where each tag source's presence count comes from: a counted column (`Ok`) or a group key.
+    presence: Vec<Result<usize, usize>>,
+    unreadable_tags: Option<usize>,
+    unreadable_count: u64,
+    tag_source_counts: Vec<u64>,
+}
+
+impl AllocationReader {
+    /// A reader of a result with `columns`. Errors when an expected column is missing (a bug: named).
+    pub fn new(plan: &AllocationPlan, columns: &[String]) -> Result<AllocationReader, EngineError> {
+        let column = |name: &str| {
+            columns
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| EngineError::Execution {
+                    context: "reading the allocation result".into(),
+                    source: format!("column `{name}` is missing; got {columns:?}").into(),
+                })
+        };
+        let keys: Vec<usize> = plan
+            .group_by
+            .iter()
+            .map(|d| column(d.name()))
+            .collect::<Result<_, _>>()?;
+        let presence: Vec<Result<usize, usize>> = plan
+            .presence()
+            .into_iter()
+            .map(|p| match p {
+                Presence::Counted(n) => column(&format!("{TAG_SOURCE_COLUMN_PREFIX}{n}")).map(Ok),
+                Presence::FromGroupKey(position) => Ok(Err(keys[position])),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AllocationReader {
+            metrics: CostMetric::ALL
+                .iter()
+                .map(|m| column(m.sql_alias()))
+                .collect::<Result<_, _>>()?,
+            allocated: column(ALLOCATED_COLUMN)?,
+            // Either the count or, when the plan asked for them, the set of resource hashes.
+            resources: column(if plan.resource_ids {
+                RESOURCE_HASHES_COLUMN
+            } else {
+                RESOURCES_COLUMN
+            })?,
+            line_items: column(LINE_ITEMS_COLUMN)?,
+            tag_source_counts: vec![0; presence.len()],
+            presence,
+            // Only the local engine counts unreadable tag cells (Athena reads typed maps): optional.
+            unreadable_tags: columns.iter().position(|c| c == UNREADABLE_TAGS_COLUMN),
+            unreadable_count: 0,
+            keys,
+            plan: plan.clone(),
+            columns: columns.to_vec(),
         })
-        .collect::<Result<_, _>>()?;
-    // Only the local engine counts unreadable tag cells (Athena reads typed maps): optional.
-    let unreadable_tags = result.position(UNREADABLE_TAGS_COLUMN);
-    let mut unreadable_count = 0u64;
-    let mut tag_source_counts = vec![0u64; presence.len()];
-    let number = |row: &[crate::ports::Cell], at: usize| {
+    }
+
+    fn number(&self, row: &[crate::ports::Cell], at: usize) -> Result<f64, EngineError> {
         row[at].as_f64().ok_or_else(|| EngineError::Execution {
             context: "reading the allocation result".into(),
-            source: format!("`{}` is not a number: {:?}", result.columns[at], row[at]).into(),
+            source: format!("`{}` is not a number: {:?}", self.columns[at], row[at]).into(),
         })
-    };
-    let mut rows = Vec::with_capacity(result.rows.len());
-    for row in &result.rows {
-        let mut costs = CostVector::default();
-        for (slot, &at) in costs.0.iter_mut().zip(&metrics) {
-            *slot = number(row, at)?;
+    }
+
+    /// One row of the result (as wide as its columns).
+    pub fn read(&mut self, row: &[crate::ports::Cell]) -> Result<AllocationRow, EngineError> {
+        if row.len() != self.columns.len() {
+            return Err(EngineError::Execution {
+                context: "reading the allocation result".into(),
+                source: format!(
+                    "a row has {} cells for {} columns",
+                    row.len(),
+                    self.columns.len()
+                )
+                .into(),
+            });
         }
-        for (count, source) in tag_source_counts.iter_mut().zip(&presence) {
-            *count += match *source {
-                Ok(at) => number(row, at)? as u64,
-                Err(key) if row[key].as_text() != UNALLOCATED => number(row, line_items)? as u64,
+        let mut costs = CostVector::default();
+        for (slot, &at) in costs.0.iter_mut().zip(&self.metrics) {
+            *slot = self.number(row, at)?;
+        }
+        for i in 0..self.presence.len() {
+            let add = match self.presence[i] {
+                Ok(at) => self.number(row, at)? as u64,
+                Err(key) if row[key].as_text() != UNALLOCATED => {
+                    self.number(row, self.line_items)? as u64
+                }
                 Err(_) => 0,
             };
+            self.tag_source_counts[i] += add;
         }
-        if let Some(at) = unreadable_tags {
-            unreadable_count += number(row, at)? as u64;
+        if let Some(at) = self.unreadable_tags {
+            self.unreadable_count += self.number(row, at)? as u64;
         }
-        let resource_ids = if plan.resource_ids {
-            let set = ResourceSet::parse(&row[resources].as_text()).map_err(|reason| {
+        let resource_ids = if self.plan.resource_ids {
+            let set = ResourceSet::parse(&row[self.resources].as_text()).map_err(|reason| {
                 EngineError::Execution {
                     context: "reading the allocation result".into(),
                     source: format!("`{RESOURCE_HASHES_COLUMN}`: {reason}").into(),
@@ -107,33 +164,37 @@ pub fn read_allocation(
         } else {
             None
         };
-        rows.push(AllocationRow {
-            keys: keys.iter().map(|&at| row[at].as_text()).collect(),
-            allocated: number(row, allocated)? != 0.0,
+        Ok(AllocationRow {
+            keys: self.keys.iter().map(|&at| row[at].as_text()).collect(),
+            allocated: self.number(row, self.allocated)? != 0.0,
             costs,
             resources: match &resource_ids {
                 Some(set) => set.len(),
-                None => number(row, resources)? as u64,
+                None => self.number(row, self.resources)? as u64,
             },
             resource_ids,
-            line_items: number(row, line_items)? as u64,
-        });
+            line_items: self.number(row, self.line_items)? as u64,
+        })
     }
-    // A tag that no line item in the window carries is reported, never silently empty.
-    let mut noted = plan.clone();
-    noted.note_tag_presence(&tag_source_counts);
-    if unreadable_count > 0 {
-        noted.warnings.push(Warning::UnreadableTags {
-            line_items: unreadable_count,
-        });
+
+    /// The allocation without rows: flavour, window, grouping and the warnings of what was read.
+    pub fn finish(self) -> Allocation {
+        // A tag that no line item in the window carries is reported, never silently empty.
+        let mut noted = self.plan;
+        noted.note_tag_presence(&self.tag_source_counts);
+        if self.unreadable_count > 0 {
+            noted.warnings.push(Warning::UnreadableTags {
+                line_items: self.unreadable_count,
+            });
+        }
+        Allocation {
+            flavour: noted.flavour,
+            window: noted.window,
+            group_by: noted.group_by,
+            rows: Vec::new(),
+            warnings: noted.warnings,
+        }
     }
-    Ok(Allocation {
-        flavour: plan.flavour,
-        window: plan.window,
-        group_by: plan.group_by.clone(),
-        rows,
-        warnings: noted.warnings,
-    })
 }
 
 #[cfg(test)]

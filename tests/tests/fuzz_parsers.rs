@@ -28,6 +28,7 @@ use kubecur_shared::domain::{
     Allocation, AllocationPlan, AllocationRequest, AllocationRow, CostVector, Dialect, Dimension,
     Flavour, TableRef, UsageWindow, UNALLOCATED,
 };
+use kubecur_shared::ports::TableSink;
 use kubecur_shared::service::read_allocation;
 use kubecur_tests::pipeline::fixture;
 use proptest::prelude::*;
@@ -603,15 +604,20 @@ fn athena_result_csv_never_panics() {
         input,
         |(bytes, chunks)| {
             let mut parser = CsvParser::default();
+            let mut table = TableSink::default();
             let mut rest: &[u8] = &bytes;
+            let mut fed = Ok(());
             for size in chunks {
                 let (chunk, tail) = rest.split_at(size.min(rest.len()));
-                parser.feed(chunk);
+                fed = fed.and_then(|()| parser.feed(chunk, &mut table));
                 rest = tail;
             }
-            parser.feed(rest);
-            if let Ok(table) = parser.finish() {
-                let _ = read_allocation(&plan, &table);
+            if fed
+                .and_then(|()| parser.feed(rest, &mut table))
+                .and_then(|()| parser.finish(&mut table))
+                .is_ok()
+            {
+                let _ = read_allocation(&plan, &table.0);
             }
         },
     );

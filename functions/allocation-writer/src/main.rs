@@ -14,12 +14,14 @@ async fn main() -> Result<(), Error> {
     init_lambda_logging();
     let config = WriterConfig::from_lookup(|n| std::env::var(n).ok())?;
     let aws = sdk_config().await;
-    let writer: AwsWriter = Writer::new(
+    let mut writer: AwsWriter = Writer::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table),
         Athena::new(aws_sdk_athena::Client::new(&aws), config.workgroup, None),
         S3Objects(s3_client(&aws, false)),
         Arc::new(SystemClock),
     );
+    writer.snapshot_budget_bytes =
+        kubecur_shared::pipeline::snapshot_budget_from_env(|n| std::env::var(n).ok());
     let writer = &writer;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -38,7 +38,12 @@ async fn main() -> Result<(), Error> {
     };
     let reconciler: AwsReconciler = kubecur_shared::pipeline::reconcile::Reconciler {
         ingest: ingest.clone(),
-        writer: Writer::new(store, athena, objects, clock.clone()),
+        writer: Writer {
+            snapshot_budget_bytes: kubecur_shared::pipeline::snapshot_budget_from_env(|n| {
+                std::env::var(n).ok()
+            }),
+            ..Writer::new(store, athena, objects, clock.clone())
+        },
         config: ReconcileConfig::default(),
     };
     let (ingest, reconciler, clock) = (&ingest, &reconciler, &clock);

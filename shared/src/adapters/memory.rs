@@ -7,7 +7,7 @@ use crate::ports::pipeline::{
     Catalog, ErrorKind, ExternalError, ObjectMeta, ObjectReader, QueryRunner, QueryState,
     QueryStatus, StoredObject, TableInfo,
 };
-use crate::ports::ResultTable;
+use crate::ports::{ResultSink, ResultTable};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -141,21 +141,20 @@ impl ObjectReader for MemoryObjects {
             .any(|o| o.last_modified_ms.unwrap_or(0) / 1000 >= since_epoch_seconds))
     }
 
-    async fn read_result(&self, uri: &str, max_rows: usize) -> Result<ResultTable, ExternalError> {
+    async fn read_result(&self, uri: &str, sink: &mut dyn ResultSink) -> Result<(), ExternalError> {
         let context = format!("reading the query result {uri}");
-        let state = locked(&self.state)?;
-        let table = state
+        let table = locked(&self.state)?
             .results
             .get(uri)
+            .cloned()
             .ok_or_else(|| ExternalError::new(ErrorKind::Transient, &context, "NoSuchKey"))?;
-        if table.rows.len() > max_rows {
-            return Err(ExternalError::new(
-                ErrorKind::InvalidEvent,
-                context,
-                format!("the result has more than {max_rows} rows, the most the writer takes"),
-            ));
+        let refused =
+            |reason: String| ExternalError::new(ErrorKind::InvalidEvent, &context, reason);
+        sink.columns(table.columns).map_err(refused)?;
+        for row in table.rows {
+            sink.row(row).map_err(refused)?;
         }
-        Ok(table.clone())
+        Ok(())
     }
 }
 
@@ -659,12 +658,12 @@ impl<T: ObjectReader> ObjectReader for Faulty<T> {
         )
     }
 
-    async fn read_result(&self, uri: &str, max_rows: usize) -> Result<ResultTable, ExternalError> {
+    async fn read_result(&self, uri: &str, sink: &mut dyn ResultSink) -> Result<(), ExternalError> {
         faulty!(
             self,
             "reading a result",
             external_fault,
-            self.inner.read_result(uri, max_rows)
+            self.inner.read_result(uri, sink)
         )
     }
 }

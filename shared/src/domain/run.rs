@@ -14,7 +14,7 @@
 //! (`CLAIMED → CLAIMED`, `QUERYING → QUERYING`, `WRITING → WRITING`): every step is idempotent.
 //! Time comes in as a value (the use cases hold the clock), so the machine stays pure.
 
-use super::allocation::Allocation;
+use super::allocation::{Allocation, AllocationRow};
 use super::metric::CostMetric;
 use super::named::named_enum;
 use super::snapshot::Fnv128;
@@ -290,16 +290,22 @@ pub struct AbsurdFigure {
 /// or infinite figure would be stored as JSON `null` and break every read of the period.
 pub fn check_figures(allocation: &Allocation) -> Result<(), AbsurdFigure> {
     for (at, row) in allocation.rows.iter().enumerate() {
-        for metric in CostMetric::ALL {
-            let value = row.costs.get(metric);
-            if !value.is_finite() || value.abs() > ABSURD_COST {
-                return Err(AbsurdFigure {
-                    column: metric.sql_alias(),
-                    row: at + 1,
-                    keys: row.keys.join("/"),
-                    value,
-                });
-            }
+        check_row(at + 1, row)?;
+    }
+    Ok(())
+}
+
+/// [`check_figures`] for one row, numbered `row` (1-based), as the writer reads them.
+pub fn check_row(row: usize, figures: &AllocationRow) -> Result<(), AbsurdFigure> {
+    for metric in CostMetric::ALL {
+        let value = figures.costs.get(metric);
+        if !value.is_finite() || value.abs() > ABSURD_COST {
+            return Err(AbsurdFigure {
+                column: metric.sql_alias(),
+                row,
+                keys: figures.keys.join("/"),
+                value,
+            });
         }
     }
     Ok(())

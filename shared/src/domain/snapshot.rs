@@ -71,6 +71,8 @@ pub struct SnapshotGroup {
     pub keys: Vec<String>,
     pub allocated: bool,
     days: BTreeMap<NaiveDate, DayFigures>,
+    /// The first and last day (kept: every request asks).
+    span: Option<(NaiveDate, NaiveDate)>,
     all_days: std::sync::OnceLock<DayFigures>,
 }
 
@@ -89,10 +91,12 @@ impl SnapshotGroup {
         allocated: bool,
         days: BTreeMap<NaiveDate, DayFigures>,
     ) -> SnapshotGroup {
+        let span = days.keys().next().zip(days.keys().next_back());
         SnapshotGroup {
             level,
             keys,
             allocated,
+            span: span.map(|(first, last)| (*first, *last)),
             days,
             all_days: std::sync::OnceLock::new(),
         }
@@ -124,10 +128,8 @@ impl SnapshotGroup {
 
     /// Whether `window` holds every day of the group.
     fn within(&self, window: UsageWindow) -> bool {
-        match (self.days.keys().next(), self.days.keys().next_back()) {
-            (Some(first), Some(last)) => *first >= window.from() && *last < window.to(),
-            _ => true,
-        }
+        self.span
+            .is_none_or(|(first, last)| first >= window.from() && last < window.to())
     }
     /// A fixed-length identity of the group within its level (32 hex digits): tag values are free text
     /// and a full-level key can exceed DynamoDB's 1,024-byte sort key limit, so the key is hashed
@@ -142,6 +144,31 @@ impl SnapshotGroup {
         format!("{:032x}", hash.finish())
     }
 }
+
+/// FNV-1a (64 bit) for the request-local maps of [`answer`]: their keys come from the snapshot (the
+/// operator's billing data), not from the request, and SipHash costs more than the lookup itself.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf29ce484222325)
+    }
+}
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
+type BuildFnv = std::hash::BuildHasherDefault<Fnv64>;
 
 /// FNV-1a with 128-bit state: a stable, dependency-free hash for identities (not for security).
 pub struct Fnv128(u128);
@@ -210,19 +237,42 @@ impl SnapshotInfo {
         groups: &[SnapshotGroup],
         origin: SnapshotOrigin,
     ) -> SnapshotInfo {
+        SnapshotInfo::describe_parts(
+            allocation.flavour,
+            allocation.warnings.clone(),
+            groups,
+            origin,
+        )
+    }
+
+    /// Describes the snapshot made of `groups`, from what the allocation was and warned about (the
+    /// writer streams the result: it never holds the allocation's rows).
+    pub fn describe_parts(
+        flavour: Flavour,
+        warnings: Vec<Warning>,
+        groups: &[SnapshotGroup],
+        origin: SnapshotOrigin,
+    ) -> SnapshotInfo {
+        // Every line item is in exactly one group of each level.
+        let line_items = groups
+            .iter()
+            .filter(|g| g.level == Level::Namespace)
+            .flat_map(|g| g.days().values())
+            .map(|d| d.line_items)
+            .sum();
         SnapshotInfo {
             period: origin.period,
             version: origin.version,
             run_id: origin.run_id,
             source: origin.source,
-            flavour: allocation.flavour,
+            flavour,
             computed_at: origin.computed_at,
-            line_items: allocation.rows.iter().map(|r| r.line_items).sum(),
+            line_items,
             groups: Level::ALL
                 .iter()
                 .map(|l| groups.iter().filter(|g| g.level == *l).count() as u64)
                 .collect(),
-            warnings: allocation.warnings.clone(),
+            warnings,
         }
     }
 
@@ -328,68 +378,151 @@ pub fn split_by_period(
 
 /// Builds every level's groups from a full-grain allocation (grouped by [`Dimension::ALL`], day included).
 pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
-    let bad = |reason: String| DomainError::InvalidWindow {
-        what: "allocation result",
-        given: format!("{:?}", full.group_by),
-        reason,
-    };
-    let position = |d: Dimension| {
-        full.group_by
-            .iter()
-            .position(|g| *g == d)
-            .ok_or_else(|| bad(format!("a snapshot needs the full grain; `{d}` is missing")))
-    };
-    let day_at = position(Dimension::Day)?;
-    // Sums run in key order, not in the engine's (parallel, unordered) output order, so the same data
-    // always gives bit-identical snapshots.
-    let mut rows: Vec<&AllocationRow> = full.rows.iter().collect();
-    rows.sort_by(|a, b| (&a.keys, a.allocated).cmp(&(&b.keys, b.allocated)));
-    let mut out = Vec::new();
-    for level in Level::ALL {
-        let at: Vec<usize> = level
-            .dimensions()
-            .iter()
-            .map(|d| position(*d))
-            .collect::<Result<_, _>>()?;
-        // Each day's resources are collected and sorted once, when the group is complete.
-        type Day<'r> = (CostVector, u64, ResourceUnion<'r>);
-        let mut groups: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, Day>> = BTreeMap::new();
-        for row in &rows {
-            let day = UsageWindow::parse_day("usage day", &row.keys[day_at])?;
-            let keys = at.iter().map(|&p| row.keys[p].clone()).collect();
-            let figures = groups
-                .entry((keys, row.allocated))
-                .or_default()
-                .entry(day)
-                .or_default();
-            figures.0.add(&row.costs);
-            figures.1 += row.line_items;
-            match &row.resource_ids {
-                Some(set) => figures.2.add(set),
-                None if row.resources == 0 => {}
-                None => return Err(bad(
+    let mut builder = SnapshotBuilder::new(&full.group_by)?;
+    for row in &full.rows {
+        builder.add(row)?;
+    }
+    Ok(builder.finish())
+}
+
+/// Builds a snapshot's groups from full-grain rows (grouped by [`Dimension::ALL`], day included) given
+/// one at a time, so that the writer never holds the whole query result: only the full level is kept,
+/// one figure per group and day, and the coarser levels are summed from it at the end.
+///
+/// Rows may come in any order (the engine's output is unordered): the full level is keyed by the rows'
+/// keys, and the coarser levels sum it in key order, so the same data always gives bit-identical
+/// snapshots.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    day_at: usize,
+    /// Where each of [`Level::Full`]'s dimensions is in a row's keys.
+    full_at: Vec<usize>,
+    full: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>>,
+}
+
+impl SnapshotBuilder {
+    /// A builder for rows grouped by `group_by`, which must hold every dimension (the full grain).
+    pub fn new(group_by: &[Dimension]) -> Result<SnapshotBuilder, DomainError> {
+        let position = |d: Dimension| {
+            group_by
+                .iter()
+                .position(|g| *g == d)
+                .ok_or_else(|| DomainError::InvalidWindow {
+                    what: "allocation result",
+                    given: format!("{group_by:?}"),
+                    reason: format!("a snapshot needs the full grain; `{d}` is missing"),
+                })
+        };
+        Ok(SnapshotBuilder {
+            day_at: position(Dimension::Day)?,
+            full_at: Level::Full
+                .dimensions()
+                .iter()
+                .map(|d| position(*d))
+                .collect::<Result<_, _>>()?,
+            full: BTreeMap::new(),
+        })
+    }
+
+    /// Adds one row. Errors when its day is not a date or it lacks its resource ids.
+    pub fn add(&mut self, row: &AllocationRow) -> Result<(), DomainError> {
+        let day = UsageWindow::parse_day("usage day", &row.keys[self.day_at])?;
+        let resources = match &row.resource_ids {
+            Some(set) => set.clone(),
+            None if row.resources == 0 => ResourceSet::default(),
+            None => return Err(DomainError::InvalidWindow {
+                what: "allocation result",
+                given: row.keys.join("/"),
+                reason:
                     "a snapshot needs each group's resource ids (AllocationRequest::resource_ids)"
                         .into(),
-                )),
+            }),
+        };
+        let keys = self.full_at.iter().map(|&p| row.keys[p].clone()).collect();
+        let days = self.full.entry((keys, row.allocated)).or_default();
+        match days.entry(day) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(DayFigures {
+                    costs: row.costs,
+                    line_items: row.line_items,
+                    resources,
+                });
+            }
+            // Two rows of one group and day (not from one GROUP BY; summed all the same).
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let figures = slot.get_mut();
+                figures.costs.add(&row.costs);
+                figures.line_items += row.line_items;
+                figures.resources.union(&resources);
             }
         }
-        out.extend(groups.into_iter().map(|((keys, allocated), days)| {
-            let mut days = days
-                .into_iter()
-                .map(|(day, (costs, line_items, resources))| {
-                    let figures = DayFigures {
-                        costs,
-                        line_items,
-                        resources: resources.finish(),
-                    };
-                    (day, figures)
-                })
-                .collect();
-            bound_resources(&mut days);
-            SnapshotGroup::new(level, keys, allocated, days)
-        }));
+        Ok(())
     }
-    Ok(out)
+
+    /// Full-level groups so far (what the snapshot's memory grows with).
+    pub fn full_groups(&self) -> usize {
+        self.full.len()
+    }
+
+    /// Every level's groups, coarsest level first, each level in key order.
+    pub fn finish(self) -> Vec<SnapshotGroup> {
+        let mut out = Vec::new();
+        for level in Level::ALL.into_iter().filter(|l| *l != Level::Full) {
+            let full_dims = Level::Full.dimensions();
+            let at: Vec<usize> = level
+                .dimensions()
+                .iter()
+                .filter_map(|d| full_dims.iter().position(|f| f == d))
+                .collect();
+            // Each day's resources are collected and sorted once, when the group is complete.
+            type Day<'r> = (CostVector, u64, ResourceUnion<'r>);
+            let mut groups: BTreeMap<(Vec<&str>, bool), BTreeMap<NaiveDate, Day>> = BTreeMap::new();
+            for ((keys, allocated), days) in &self.full {
+                let group = groups
+                    .entry((at.iter().map(|&p| keys[p].as_str()).collect(), *allocated))
+                    .or_default();
+                for (day, figures) in days {
+                    let sum = group.entry(*day).or_default();
+                    sum.0.add(&figures.costs);
+                    sum.1 += figures.line_items;
+                    sum.2.add(&figures.resources);
+                }
+            }
+            out.extend(groups.into_iter().map(|((keys, allocated), days)| {
+                let days = days
+                    .into_iter()
+                    .map(|(day, (costs, line_items, resources))| {
+                        let figures = DayFigures {
+                            costs,
+                            line_items,
+                            resources: resources.finish(),
+                        };
+                        (day, figures)
+                    })
+                    .collect();
+                group(
+                    level,
+                    keys.into_iter().map(str::to_string).collect(),
+                    allocated,
+                    days,
+                )
+            }));
+        }
+        for ((keys, allocated), days) in self.full {
+            out.push(group(Level::Full, keys, allocated, days));
+        }
+        out
+    }
+}
+
+fn group(
+    level: Level,
+    keys: Vec<String>,
+    allocated: bool,
+    mut days: BTreeMap<NaiveDate, DayFigures>,
+) -> SnapshotGroup {
+    bound_resources(&mut days);
+    SnapshotGroup::new(level, keys, allocated, days)
 }
 
 /// A group with more than [`EXACT_LIMIT`] distinct resources over the period keeps a sketch per day
@@ -437,7 +570,7 @@ pub fn answer<'a>(
         BTreeMap<Option<NaiveDate>, Merged<'a>>,
     );
     let mut slots: Vec<Slot<'a>> = Vec::new();
-    let mut index: HashMap<(Vec<&'a str>, bool), usize> = HashMap::new();
+    let mut index: HashMap<(Vec<&'a str>, bool), usize, BuildFnv> = HashMap::default();
     for group in groups.into_iter().filter(|g| keep(g)) {
         // A window over every day of the group, not split by day, takes the group's kept sum.
         let whole = !by_day && group.within(window);

@@ -21,9 +21,33 @@ use crate::ports::{EngineError, RunFailure, StoreError};
 /// this) or the legacy status object (a one-row Parquet file of a few hundred bytes).
 pub const MAX_SIGNAL_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The most result rows the writer takes: the result is held in memory while the snapshot is built
-/// (the writer function has 1,024 MB). A larger result fails the run with this limit named.
-pub const MAX_RESULT_ROWS: usize = 1_000_000;
+/// The most result rows the writer takes. A larger result fails the run with this limit named.
+pub const MAX_RESULT_ROWS: usize = 4_000_000;
+
+/// What the snapshot being built costs in memory, per full-level group and per result row: the result
+/// streams through and is never held, but the snapshot is, until it is written. Fitted to the peak
+/// resident memory `bench/writer_memory.sh` measures on two shapes of result (30 days per group: 4 M
+/// rows, 133 k groups, +788 MB; 1 day per group: 1 M rows and groups, +1,446 MB), then rounded up.
+pub const SNAPSHOT_BYTES_PER_GROUP: u64 = 1_400;
+pub const SNAPSHOT_BYTES_PER_ROW: u64 = 170;
+
+/// Memory a function keeps for everything but the snapshot: the runtime, SDK clients, batches in flight.
+const RESERVED_MB: u64 = 150;
+
+/// The memory the snapshot being built may take in a function of `memory_mb` (Lambda's
+/// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; the writer function has 1,024 MB): a result that would need more
+/// fails the run, naming the figures, instead of the function running out of memory and being retried
+/// until its events land in the failure queue.
+pub fn snapshot_budget_bytes(memory_mb: Option<u64>) -> u64 {
+    memory_mb.unwrap_or(1_024).saturating_sub(RESERVED_MB) * 1024 * 1024
+}
+
+/// [`snapshot_budget_bytes`] of the running function, from its environment.
+pub fn snapshot_budget_from_env(lookup: impl Fn(&str) -> Option<String>) -> u64 {
+    snapshot_budget_bytes(
+        lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|mb| mb.trim().parse().ok()),
+    )
+}
 
 /// How long items of a replaced snapshot stay readable for requests that read its pointer before the flip.
 pub const EXPIRY_GRACE_SECONDS: i64 = 3600;

@@ -1,15 +1,14 @@
 //! An allocation query finished: write its result as a new snapshot and publish it atomically, or
 //! record why it failed. The previous snapshot serves until the pointer flips.
 
-use super::publish::{build, publish, Snapshot};
+use super::publish::{publish, Snapshot, SnapshotStream};
 use super::{advance, fail_run, rfc3339, run_plan, PipelineError, MAX_RESULT_ROWS};
-use crate::domain::run::{check_figures, parse_query_marker, Run, RunState};
+use crate::domain::run::{parse_query_marker, Run, RunState};
 use crate::domain::snapshot::SnapshotOrigin;
 use crate::ports::pipeline::{
     Clock, ErrorKind, Flip, ObjectReader, QueryRunner, QueryState, QueryStatus, RunStore,
     SnapshotWriter,
 };
-use crate::service::read_allocation;
 use std::sync::Arc;
 
 /// The parts of an `Athena Query State Change` event the writer acts on
@@ -52,12 +51,15 @@ pub struct Writer<S, Q, O> {
     pub clock: Arc<dyn Clock>,
     /// The most result rows taken (default [`MAX_RESULT_ROWS`]).
     pub max_result_rows: usize,
+    /// The memory the snapshot being built may take ([`super::snapshot_budget_bytes`]).
+    pub snapshot_budget_bytes: u64,
 }
 
 impl<S, Q, O> std::fmt::Debug for Writer<S, Q, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("max_result_rows", &self.max_result_rows)
+            .field("snapshot_budget_bytes", &self.snapshot_budget_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +72,7 @@ impl<S, Q, O> Writer<S, Q, O> {
             objects,
             clock,
             max_result_rows: MAX_RESULT_ROWS,
+            snapshot_budget_bytes: super::snapshot_budget_bytes(None),
         }
     }
 }
@@ -188,31 +191,27 @@ impl<S: RunStore + SnapshotWriter, Q: QueryRunner, O: ObjectReader> Writer<S, Q,
         })
     }
 
-    /// Reads the result, checks it, builds the snapshot: anything wrong with the result itself fails
-    /// the run with the reason (the previous snapshot keeps serving); store and network failures are
-    /// errors (retried).
+    /// Streams the result into a snapshot, checking each row: anything wrong with the result itself
+    /// fails the run with the reason (the previous snapshot keeps serving); store and network failures
+    /// are errors (retried).
     async fn snapshot(
         &self,
         run: &Run,
         output: &str,
     ) -> Result<Result<Snapshot, String>, PipelineError> {
-        let table = match self.objects.read_result(output, self.max_result_rows).await {
-            Ok(table) => table,
-            Err(e) if e.kind == ErrorKind::InvalidEvent => return Ok(Err(e.to_string())),
-            Err(e) => return Err(e.into()),
-        };
         let plan = match run_plan(&run.columns, run.period, &run.tag_mapping) {
             Ok(plan) => plan,
             Err(e) => return Ok(Err(format!("planning the result of {output}: {e}"))),
         };
-        let allocation = match read_allocation(&plan, &table) {
-            Ok(allocation) => allocation,
-            Err(e) => return Ok(Err(format!("reading the result {output}: {e}"))),
-        };
-        if let Err(bad) = check_figures(&allocation) {
-            return Ok(Err(format!(
-                "the result {output} has an unusable figure: {bad}"
-            )));
+        let mut stream =
+            match SnapshotStream::new(plan, self.max_result_rows, self.snapshot_budget_bytes) {
+                Ok(stream) => stream,
+                Err(e) => return Ok(Err(format!("building the snapshot: {e}"))),
+            };
+        match self.objects.read_result(output, &mut stream).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::InvalidEvent => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
         let origin = SnapshotOrigin {
             period: run.period,
@@ -221,7 +220,9 @@ impl<S: RunStore + SnapshotWriter, Q: QueryRunner, O: ObjectReader> Writer<S, Q,
             source: run.source.clone(),
             computed_at: rfc3339(self.clock.now_ms()),
         };
-        Ok(build(&allocation, origin).map_err(|e| format!("building the snapshot: {e}")))
+        Ok(stream
+            .finish(origin)
+            .map_err(|e| format!("reading the result {output}: {e}")))
     }
 
     async fn publish(&self, mut run: Run, output: &str) -> Result<WriterOutcome, PipelineError> {

@@ -56,6 +56,31 @@ impl ResultTable {
     }
 }
 
+/// Where a query result goes as it is read, row by row: a reader of a large result never holds all of
+/// it. A refusal (`Err`) stops the read; its reason names what is wrong.
+pub trait ResultSink: Send {
+    /// The column names: once, before any row.
+    fn columns(&mut self, columns: Vec<String>) -> Result<(), String>;
+    /// One row, as wide as the header.
+    fn row(&mut self, row: Vec<Cell>) -> Result<(), String>;
+}
+
+/// A sink that keeps the whole table (small results and tests).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableSink(pub ResultTable);
+
+impl ResultSink for TableSink {
+    fn columns(&mut self, columns: Vec<String>) -> Result<(), String> {
+        self.0.columns = columns;
+        Ok(())
+    }
+
+    fn row(&mut self, row: Vec<Cell>) -> Result<(), String> {
+        self.0.rows.push(row);
+        Ok(())
+    }
+}
+
 /// Why an engine could not answer. Grouped by who is at fault, as DataFusion's taxonomy does.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

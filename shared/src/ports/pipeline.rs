@@ -3,7 +3,7 @@
 //! S3 ([`ObjectReader`]). The AWS adapters (`adapters::aws`) implement them for the Lambda functions;
 //! the memory adapters (`adapters::memory`, `api::MemoryStore`) for `kubecur serve` and the tests.
 
-use super::{ResultTable, SnapshotReader, StoreError};
+use super::{ResultSink, SnapshotReader, StoreError};
 use crate::domain::run::{Run, RunState};
 use crate::domain::snapshot::{SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
@@ -299,12 +299,13 @@ pub trait ObjectReader: Send + Sync {
         prefix: &str,
         since_epoch_seconds: i64,
     ) -> impl Future<Output = Result<bool, ExternalError>> + Send;
-    /// A query result (`s3://…csv`), refused when it has more than `max_rows` rows.
+    /// Reads a query result (`s3://…csv`) into `sink`, row by row as it arrives. An unreadable result
+    /// or the sink's refusal is an `InvalidEvent` error with the reason.
     fn read_result(
         &self,
         uri: &str,
-        max_rows: usize,
-    ) -> impl Future<Output = Result<ResultTable, ExternalError>> + Send;
+        sink: &mut dyn ResultSink,
+    ) -> impl Future<Output = Result<(), ExternalError>> + Send;
 }
 
 /// The time, injected so that tests and the simulation control it.

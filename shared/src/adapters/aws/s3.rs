@@ -1,9 +1,9 @@
-//! S3: small objects (manifests, the legacy status object), the Athena result CSV streamed into a
-//! [`ResultTable`], and recent changes under a prefix.
+//! S3: small objects (manifests, the legacy status object), the Athena result CSV streamed row by row
+//! into a [`ResultSink`], and recent changes under a prefix.
 
 use super::AwsError;
 use crate::ports::pipeline::{ErrorKind, ExternalError, ObjectMeta, ObjectReader, StoredObject};
-use crate::ports::{Cell, ResultTable};
+use crate::ports::{Cell, ResultSink};
 use aws_sdk_s3::Client;
 
 /// Splits `s3://bucket/key` into bucket and key.
@@ -131,19 +131,19 @@ impl ObjectReader for S3Objects {
         Ok(modified_since(&self.0, bucket, prefix, since_epoch_seconds).await?)
     }
 
-    async fn read_result(&self, uri: &str, max_rows: usize) -> Result<ResultTable, ExternalError> {
-        read_result_csv(&self.0, uri, max_rows).await
+    async fn read_result(&self, uri: &str, sink: &mut dyn ResultSink) -> Result<(), ExternalError> {
+        read_result_csv(&self.0, uri, sink).await
     }
 }
 
-/// Streams an Athena result CSV (header row, RFC 4180 quoting) into a table of text cells, chunk by
-/// chunk as S3 sends it: no whole-object buffer and no 1,000-row `GetQueryResults` pages. More than
-/// `max_rows` rows is an `InvalidEvent` error, raised as soon as the limit is passed.
+/// Streams an Athena result CSV (header row, RFC 4180 quoting) into `sink`, record by record as S3
+/// sends the chunks: no whole-object buffer, no table, and no 1,000-row `GetQueryResults` pages. A
+/// malformed result or the sink's refusal is an `InvalidEvent` error, raised where it happens.
 pub async fn read_result_csv(
     client: &Client,
     uri: &str,
-    max_rows: usize,
-) -> Result<ResultTable, ExternalError> {
+    sink: &mut dyn ResultSink,
+) -> Result<(), ExternalError> {
     let (bucket, key) = split_uri(uri)?;
     let context = format!("reading the query result {uri}");
     let out = client
@@ -153,6 +153,7 @@ pub async fn read_result_csv(
         .send()
         .await
         .map_err(AwsError::from_sdk(context.clone()))?;
+    let refused = |reason: String| ExternalError::new(ErrorKind::InvalidEvent, &context, reason);
     let mut body = out.body;
     let mut parser = CsvParser::default();
     while let Some(chunk) = body
@@ -160,35 +161,21 @@ pub async fn read_result_csv(
         .await
         .map_err(|e| ExternalError::new(ErrorKind::Transient, context.clone(), e.to_string()))?
     {
-        parser.feed(&chunk);
-        // The header is one record.
-        if parser.records.len() > max_rows.saturating_add(1) {
-            return Err(ExternalError::new(
-                ErrorKind::InvalidEvent,
-                context,
-                format!("the result has more than {max_rows} rows, the most the writer takes"),
-            ));
-        }
+        parser.feed(&chunk, sink).map_err(refused)?;
     }
-    let table = parser
-        .finish()
-        .map_err(|reason| ExternalError::new(ErrorKind::InvalidEvent, context.clone(), reason))?;
-    if table.rows.len() > max_rows {
-        return Err(ExternalError::new(
-            ErrorKind::InvalidEvent,
-            context,
-            format!("the result has more than {max_rows} rows, the most the writer takes"),
-        ));
-    }
-    Ok(table)
+    parser.finish(sink).map_err(refused)
 }
 
-/// An incremental CSV reader producing a [`ResultTable`] (first record is the header).
+/// An incremental CSV reader: the first record is the header, every later one a row, each handed to a
+/// [`ResultSink`] as soon as it is complete.
 pub struct CsvParser {
     reader: csv_core::Reader,
     field: Vec<u8>,
     fields: Vec<Vec<u8>>,
-    records: Vec<Vec<Vec<u8>>>,
+    /// The header's width, once read.
+    width: Option<usize>,
+    /// Records after the header so far (blank lines included: error messages count lines).
+    records: usize,
 }
 
 impl Default for CsvParser {
@@ -198,77 +185,80 @@ impl Default for CsvParser {
             reader: csv_core::Reader::new(),
             field: Vec::new(),
             fields: Vec::new(),
-            records: Vec::new(),
+            width: None,
+            records: 0,
         }
     }
 }
 
 impl CsvParser {
     /// Consumes one chunk; records may span chunks.
-    pub fn feed(&mut self, mut input: &[u8]) {
+    pub fn feed(&mut self, mut input: &[u8], sink: &mut dyn ResultSink) -> Result<(), String> {
         // csv-core reads an empty slice as the end of input, so it is only ever given bytes here.
         while !input.is_empty() {
-            if !self.step(&mut input) {
-                return;
+            if !self.step(&mut input, sink)? {
+                return Ok(());
             }
         }
+        Ok(())
     }
 
     /// One `read_field` call; `false` once the reader needs more input or has ended.
-    fn step(&mut self, input: &mut &[u8]) -> bool {
+    fn step(&mut self, input: &mut &[u8], sink: &mut dyn ResultSink) -> Result<bool, String> {
         let mut out = [0u8; 8192];
         let (result, read, written) = self.reader.read_field(input, &mut out);
         *input = &input[read..];
         self.field.extend_from_slice(&out[..written]);
         match result {
-            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::End => false,
-            csv_core::ReadFieldResult::OutputFull => true,
+            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::End => Ok(false),
+            csv_core::ReadFieldResult::OutputFull => Ok(true),
             csv_core::ReadFieldResult::Field { record_end } => {
                 self.fields.push(std::mem::take(&mut self.field));
                 if record_end {
-                    self.records.push(std::mem::take(&mut self.fields));
+                    self.record(sink)?;
                 }
-                true
+                Ok(true)
             }
         }
     }
 
-    /// Ends the input and returns the table. Errors when there is no header or a row's width differs.
-    pub fn finish(mut self) -> Result<ResultTable, String> {
-        // The end of input: the last field and record (if unterminated) come out, then `End`.
-        let mut empty: &[u8] = &[];
-        while self.step(&mut empty) {}
-        let mut records = self.records.into_iter();
+    fn record(&mut self, sink: &mut dyn ResultSink) -> Result<(), String> {
+        let record = std::mem::take(&mut self.fields);
         let text = |bytes: Vec<u8>| {
             String::from_utf8(bytes).map_err(|_| "a field is not UTF-8".to_string())
         };
-        let columns: Vec<String> = records
-            .next()
-            .ok_or("the result has no header row")?
-            .into_iter()
-            .map(text)
-            .collect::<Result<_, _>>()?;
-        let mut rows = Vec::new();
-        for (n, record) in records.enumerate() {
-            if record.len() == 1 && record[0].is_empty() {
-                continue; // a blank line
-            }
-            if record.len() != columns.len() {
-                return Err(format!(
-                    "row {} has {} fields, the header {}",
-                    n + 2,
-                    record.len(),
-                    columns.len()
-                ));
-            }
-            rows.push(
-                record
-                    .into_iter()
-                    .map(|f| text(f).map(Cell::Text))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+        let Some(width) = self.width else {
+            let columns: Vec<String> = record.into_iter().map(text).collect::<Result<_, _>>()?;
+            self.width = Some(columns.len());
+            return sink.columns(columns);
+        };
+        self.records += 1;
+        if record.len() == 1 && record[0].is_empty() {
+            return Ok(()); // a blank line
         }
-        Ok(ResultTable { columns, rows })
+        if record.len() != width {
+            return Err(format!(
+                "row {} has {} fields, the header {width}",
+                self.records + 1,
+                record.len(),
+            ));
+        }
+        let row = record
+            .into_iter()
+            .map(|f| text(f).map(Cell::Text))
+            .collect::<Result<Vec<_>, _>>()?;
+        sink.row(row)
+    }
+
+    /// Ends the input: the last record comes out. Errors when there was no header.
+    pub fn finish(mut self, sink: &mut dyn ResultSink) -> Result<(), String> {
+        // The end of input: the last field and record (if unterminated) come out, then `End`.
+        let mut empty: &[u8] = &[];
+        while self.step(&mut empty, sink)? {}
+        if self.width.is_none() {
+            return Err("the result has no header row".into());
+        }
+        Ok(())
     }
 }
 
@@ -347,12 +337,14 @@ pub async fn modified_since(
 mod tests {
     use super::*;
 
-    fn parse_in_chunks(text: &str, chunk: usize) -> Result<ResultTable, String> {
+    fn parse_in_chunks(text: &str, chunk: usize) -> Result<crate::ports::ResultTable, String> {
         let mut parser = CsvParser::default();
+        let mut table = crate::ports::TableSink::default();
         for part in text.as_bytes().chunks(chunk) {
-            parser.feed(part);
+            parser.feed(part, &mut table)?;
         }
-        parser.finish()
+        parser.finish(&mut table)?;
+        Ok(table.0)
     }
 
     #[test]

@@ -41,6 +41,14 @@ fn retryable(err: &SdkError<BatchWriteItemError>) -> bool {
     }
 }
 
+fn put_request(item: Item, what: &str) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| malformed(what, e.to_string()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
 impl DynamoStore {
     /// Writes every group of a snapshot: batches of at most [`BATCH_WRITE_LIMIT`], [`WRITE_CONCURRENCY`]
     /// in flight, unprocessed items and throttling retried with exponential backoff and full jitter.
@@ -49,28 +57,43 @@ impl DynamoStore {
         info: &SnapshotInfo,
         groups: &[SnapshotGroup],
     ) -> Result<(), StoreError> {
-        let items: Vec<Item> = groups
+        let what = format!("snapshot {} v{}", info.period.label(), info.version);
+        // Every item is checked before the first is written, so an item over DynamoDB's size limit
+        // fails the snapshot before it leaves items behind; then each batch's items are encoded as the
+        // batch goes out, not all at once (a snapshot's items weigh about what its groups weigh).
+        for group in groups {
+            group_item(info, group)?;
+        }
+        // Batches by their first index: a stream of borrowed chunks trips rustc's `Send` inference.
+        stream::iter((0..groups.len()).step_by(BATCH_WRITE_LIMIT))
+            .map(|start| {
+                let end = groups.len().min(start + BATCH_WRITE_LIMIT);
+                self.write_group_batch(info, &groups[start..end], &what)
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_group_batch(
+        &self,
+        info: &SnapshotInfo,
+        groups: &[SnapshotGroup],
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let batch = groups
             .iter()
-            .map(|g| group_item(info, g))
-            .collect::<Result<_, _>>()?;
-        self.put_items(
-            items,
-            &format!("snapshot {} v{}", info.period.label(), info.version),
-        )
-        .await
+            .map(|g| put_request(group_item(info, g)?, what))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_batch(batch, what).await
     }
 
     async fn put_items(&self, items: Vec<Item>, what: &str) -> Result<(), StoreError> {
         // Items are moved into their requests, not copied: a snapshot can hold many thousand.
         let mut requests = items
             .into_iter()
-            .map(|item| {
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| malformed(what, e.to_string()))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
+            .map(|item| put_request(item, what))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_WRITE_LIMIT));
         while !requests.is_empty() {

@@ -6,6 +6,7 @@
 //! - [`service`]: the allocation use case over any [`ports::QueryEngine`].
 //! - [`config`]: the functions' environment variables, typed.
 //! - [`pipeline`]: the ingest, writer and reconciler use cases of the AWS pipeline, over ports.
+//! - `deployment` (feature `deployment`): `kubecur doctor` and `kubecur setup tags` over AWS.
 //! - [`api`]: the allocation API (routes, parameters, JSON/CSV), shared by the Lambda and `kubecur serve`.
 //! - [`adapters`]: the embedded DataFusion engine (feature `local-engine`); AWS adapters (feature `aws`).
 //! - `sample` (feature `local-engine`): the synthetic CUR generator.
@@ -18,6 +19,9 @@ pub mod ports;
 pub mod service;
 
 pub mod pipeline;
+
+#[cfg(feature = "deployment")]
+pub mod deployment;
 
 #[cfg(feature = "local-engine")]
 pub mod sample;

@@ -6,6 +6,7 @@ pub mod columns;
 pub mod deliveries;
 pub mod delivery;
 pub mod dimension;
+pub mod doctor;
 pub mod error;
 pub mod evaluate;
 pub mod expr;

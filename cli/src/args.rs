@@ -21,6 +21,11 @@ pub enum Command {
     Sample(SampleArgs),
     /// Allocate a CUR once, then serve the pipeline's HTTP API (GET /allocation, GET /status) from memory.
     Serve(ServeArgs),
+    /// Check a deployment (read-only): credentials, the Data Export, cost allocation tags, the Glue
+    /// table, the newest delivery, the pipeline and its last runs, the Athena workgroup.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Finish a deployment's billing side: `setup tags` activates the cost allocation tags.
+    Setup(crate::setup::SetupArgs),
 }
 
 #[derive(Debug, Args)]

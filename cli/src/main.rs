@@ -4,10 +4,12 @@
 
 mod allocate;
 mod args;
+mod doctor;
 mod output;
 mod progress;
 mod sample;
 mod serve;
+mod setup;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -37,6 +39,8 @@ fn main() -> ExitCode {
             Command::Allocate(args) => allocate::run(args).await,
             Command::Sample(args) => sample::run(args),
             Command::Serve(args) => serve::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Setup(args) => setup::run(args).await,
         }
     });
     match outcome {

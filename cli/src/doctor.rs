@@ -3,24 +3,28 @@
 use crate::CliError;
 use clap::{Args, ValueEnum};
 use kubecur_shared::deployment::aws::{load_config, AwsDeployment};
-use kubecur_shared::deployment::{doctor, DoctorInputs};
+use kubecur_shared::deployment::{
+    doctor, DoctorInputs, DEFAULT_GLUE_DATABASE, DEFAULT_GLUE_TABLE, DEFAULT_NAME_PREFIX,
+};
 use kubecur_shared::domain::TagMapping;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The Terraform module's `name_prefix` (SAM: the stack's NamePrefix): names the table, the
+    /// The Terraform modules' `name_prefix` (SAM: the stack's NamePrefix): names the table, the
     /// workgroup and, by default, the export.
-    #[arg(long, value_name = "PREFIX", default_value = "kubecur")]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_NAME_PREFIX)]
     pub name_prefix: String,
     /// The CUR 2.0 Data Export [default: PREFIX-cur2].
     #[arg(long, value_name = "NAME")]
     pub export_name: Option<String>,
-    /// The Glue database of the CUR table [default: PREFIX_billing, `-` as `_`].
-    #[arg(long, value_name = "DATABASE")]
-    pub glue_database: Option<String>,
-    /// The Glue table over the export's data [default: the export name, `-` as `_`].
-    #[arg(long, value_name = "TABLE")]
-    pub glue_table: Option<String>,
+    /// The Glue database of the CUR table (the default is the one the from-zero Terraform example
+    /// and the SAM README create).
+    #[arg(long, value_name = "DATABASE", default_value = DEFAULT_GLUE_DATABASE)]
+    pub glue_database: String,
+    /// The Glue table over the export's data (the default is the one the from-zero Terraform example
+    /// and the SAM README create).
+    #[arg(long, value_name = "TABLE", default_value = DEFAULT_GLUE_TABLE)]
+    pub glue_table: String,
     /// The bucket the export delivers to [default: the export's destination].
     #[arg(long, value_name = "BUCKET")]
     pub bucket: Option<String>,
@@ -69,14 +73,8 @@ fn inputs(args: &DoctorArgs) -> Result<DoctorInputs, CliError> {
         .clone()
         .unwrap_or_else(|| format!("{prefix}-cur2"));
     Ok(DoctorInputs {
-        glue_database: args
-            .glue_database
-            .clone()
-            .unwrap_or_else(|| format!("{prefix}_billing").replace('-', "_")),
-        glue_table: args
-            .glue_table
-            .clone()
-            .unwrap_or_else(|| export_name.replace('-', "_")),
+        glue_database: args.glue_database.clone(),
+        glue_table: args.glue_table.clone(),
         export_name,
         bucket: args.bucket.clone(),
         delivery_root: args.prefix.clone(),

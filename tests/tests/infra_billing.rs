@@ -262,3 +262,58 @@ fn sam_export_delivers_the_glue_tables_columns_as_parquet_with_resource_ids() {
     assert_eq!(output["Compression"].as_str(), Some("PARQUET"));
     assert_eq!(output["Overwrite"].as_str(), Some("OVERWRITE_REPORT"));
 }
+
+/// `kubecur doctor` without flags looks for what the from-zero setups create: the Glue database and
+/// table of the Terraform example and of the SAM README's `sam deploy`, the default name prefix of both
+/// Terraform modules and the SAM template (table, workgroup, export `<prefix>-cur2`).
+#[test]
+fn doctor_defaults_are_the_names_the_from_zero_setups_create() {
+    use kubecur_shared::deployment::{
+        DEFAULT_GLUE_DATABASE, DEFAULT_GLUE_TABLE, DEFAULT_NAME_PREFIX,
+    };
+    let main = hcl_file("infra/terraform/examples/from-zero/main.tf");
+    let kubecur = block(&main, "module", &["kubecur"]);
+    assert_eq!(
+        string(attribute(kubecur, "glue_database")),
+        DEFAULT_GLUE_DATABASE
+    );
+    assert_eq!(string(attribute(kubecur, "glue_table")), DEFAULT_GLUE_TABLE);
+    assert_eq!(
+        string(attribute(kubecur, "name_prefix")),
+        DEFAULT_NAME_PREFIX
+    );
+    let billing = block(&main, "module", &["billing"]);
+    assert_eq!(
+        string(attribute(billing, "name_prefix")),
+        DEFAULT_NAME_PREFIX
+    );
+    for module in ["kubecur", "kubecur-billing"] {
+        let variables = hcl_file(&format!("infra/terraform/modules/{module}/variables.tf"));
+        let prefix = block(&variables, "variable", &["name_prefix"]);
+        assert_eq!(
+            string(attribute(prefix, "default")),
+            DEFAULT_NAME_PREFIX,
+            "{module}"
+        );
+    }
+
+    let path = repo().join("infra/sam/template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path:?} is not YAML: {e}"));
+    assert_eq!(
+        template["Parameters"]["NamePrefix"]["Default"].as_str(),
+        Some(DEFAULT_NAME_PREFIX)
+    );
+    let path = repo().join("infra/sam/README.md");
+    let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let names = format!("GlueDatabase={DEFAULT_GLUE_DATABASE} GlueTable={DEFAULT_GLUE_TABLE}");
+    assert!(
+        readme.contains(&names),
+        "infra/sam/README.md's from-zero `sam deploy` should pass {names}"
+    );
+    assert!(
+        readme.contains(&format!("CurPrefix=cur/{DEFAULT_NAME_PREFIX}-cur2/")),
+        "infra/sam/README.md's from-zero export should be named {DEFAULT_NAME_PREFIX}-cur2"
+    );
+}

@@ -172,7 +172,17 @@ pub trait CostAllocationTags: Send + Sync {
     fn backfill(&self, from: &str) -> impl Future<Output = Result<String, ProbeError>> + Send;
 }
 
-/// What `kubecur doctor` looks at. Defaults match the Terraform module's names (see the CLI).
+/// The default `name_prefix` of the Terraform modules and `NamePrefix` of the SAM template: the
+/// pipeline's DynamoDB table and Athena workgroup are named after it, and the export is `<prefix>-cur2`.
+pub const DEFAULT_NAME_PREFIX: &str = "kubecur";
+
+/// The Glue database and table of the export that the from-zero setups create without a crawler
+/// (`infra/terraform/examples/from-zero/main.tf`, and `GlueDatabase`/`GlueTable` in
+/// `infra/sam/README.md`); `tests/tests/infra_billing.rs` keeps them equal.
+pub const DEFAULT_GLUE_DATABASE: &str = "kubecur_cur";
+pub const DEFAULT_GLUE_TABLE: &str = "cur2";
+
+/// What `kubecur doctor` looks at. Defaults match the names the infrastructure creates (see the CLI).
 #[derive(Debug, Clone)]
 pub struct DoctorInputs {
     pub export_name: String,

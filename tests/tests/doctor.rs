@@ -365,7 +365,7 @@ async fn a_complete_deployment_passes_every_check() {
     assert!(
         check(&report, "pipeline-runs")
             .message
-            .starts_with("2024-06 serving v"),
+            .starts_with("2024-06 fresh, serving v"),
         "{text}"
     );
     assert!(
@@ -531,6 +531,62 @@ async fn each_missing_or_wrong_part_fails_its_own_check() {
     assert!(failing(&report, "athena-workgroup")
         .message
         .contains("no Athena workgroup"));
+}
+
+#[tokio::test]
+async fn pipeline_runs_judges_the_newest_delivery_as_status_does() {
+    let env = deployed().await;
+    let healthy = probe(
+        &env,
+        Some(export(FormatOption::Parquet, "TRUE")),
+        &all_active(),
+    )
+    .await;
+    let june = BillingPeriod {
+        year: 2024,
+        month: 6,
+    };
+    // A second delivery of June whose query runs: stale, the first snapshot still serves.
+    env.redeliver(june, "exec-2").await;
+    env.seed_athena(june).await;
+    let query = env
+        .ingest_started(&env.manifest_event(june, "2024-07-02T06:12:31.123Z"))
+        .await;
+    let report = doctor(&healthy, &inputs(), chrono::Utc::now()).await;
+    let stale = failing(&report, "pipeline-runs");
+    assert!(
+        stale.message.starts_with("2024-06 stale (newer delivery "),
+        "{stale}"
+    );
+    assert!(stale.message.contains("serving v"), "{stale}");
+    assert_eq!(report.failures(), 1, "{}", report.to_text());
+
+    // Its query is cancelled: failed, with the reason the pointer keeps.
+    env.clients
+        .athena
+        .stop_query_execution()
+        .query_execution_id(&query)
+        .send()
+        .await
+        .expect("cancelled");
+    let outcome = env.write(&env.writer(), &query, "CANCELLED").await;
+    assert!(
+        matches!(outcome, WriterOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    let report = doctor(&healthy, &inputs(), chrono::Utc::now()).await;
+    let failed = failing(&report, "pipeline-runs");
+    assert!(failed.message.starts_with("2024-06 failed ("), "{failed}");
+    assert!(failed.message.contains("cancelled"), "{failed}");
+    assert!(
+        failed
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("next delivery of 2024-06"),
+        "{failed}"
+    );
+    assert_eq!(report.failures(), 1, "{}", report.to_text());
 }
 
 #[tokio::test]

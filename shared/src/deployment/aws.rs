@@ -5,7 +5,7 @@
 use super::{BoxError, Caller, CostAllocationTags, DeploymentProbe, ProbeError};
 use crate::adapters::aws::DynamoStore;
 use crate::domain::delivery::{classify, DeliveryObject};
-use crate::domain::doctor::{DeliveryFacts, ExportFacts, PeriodRun, WorkgroupFacts};
+use crate::domain::doctor::{DeliveryFacts, ExportFacts, FailedRun, PeriodRun, WorkgroupFacts};
 use crate::ports::SnapshotReader;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -310,7 +310,12 @@ impl DeploymentProbe for AwsDeployment {
             .map(|status| PeriodRun {
                 period: status.period,
                 serving: status.serving.map(|s| (s.version, s.computed_at)),
-                last_failure: status.last_failure.map(|f| (f.reason, f.at)),
+                latest: status.latest,
+                last_failure: status.last_failure.map(|f| FailedRun {
+                    run_id: f.run_id,
+                    reason: f.reason,
+                    at: f.at,
+                }),
             })
             .collect())
     }

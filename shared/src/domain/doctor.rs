@@ -4,6 +4,7 @@
 
 use super::columns::ColumnSet;
 use super::flavour::Flavour;
+use super::run::{Health, LatestRun};
 use super::tags::{resolve_tag, Concept, Resolution, TagMapping};
 use super::window::BillingPeriod;
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
@@ -493,27 +494,45 @@ pub fn pipeline_table_check(table: &str, status: Option<&str>) -> Check {
     }
 }
 
-/// One billing period as `GET /status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One billing period's pointer, the facts `GET /status` judges.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeriodRun {
     pub period: BillingPeriod,
     /// The serving snapshot: version and when it was computed (RFC 3339).
     pub serving: Option<(i64, String)>,
-    /// The last failed run: reason and when (RFC 3339).
-    pub last_failure: Option<(String, String)>,
+    /// The newest delivery kubecur knows of, and its run's state.
+    pub latest: Option<LatestRun>,
+    /// The last failed run.
+    pub last_failure: Option<FailedRun>,
+}
+
+/// A billing period's last failed run, as its pointer keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRun {
+    pub run_id: String,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+impl PeriodRun {
+    /// `fresh`, `stale (why)` or `failed (why)`: the same rule, [`Health::judge`], as `GET /status`.
+    pub fn health(&self) -> Health {
+        Health::judge(
+            self.serving.as_ref().map(|(version, _)| *version),
+            self.latest.as_ref(),
+            self.last_failure
+                .as_ref()
+                .map(|f| (f.run_id.as_str(), f.reason.as_str())),
+        )
+    }
 }
 
 /// How many of the newest billing periods the report shows.
 pub const RECENT_PERIODS: usize = 3;
 
-fn rfc3339(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// The runs check: the newest billing period is served, and its last run did not fail after the
-/// snapshot it serves. Older periods are listed for context.
+/// The runs check: the newest billing period is `fresh` as `GET /status` judges it (its newest
+/// delivery serves). Older periods are listed for context.
 pub fn pipeline_runs_check(periods: &[PeriodRun]) -> Check {
     const NAME: &str = "pipeline-runs";
     let mut recent: Vec<&PeriodRun> = periods.iter().collect();
@@ -531,39 +550,30 @@ pub fn pipeline_runs_check(periods: &[PeriodRun]) -> Check {
             Some((version, at)) => format!("serving v{version} computed {at}"),
             None => "no snapshot".to_string(),
         };
-        match &p.last_failure {
-            Some((reason, at)) => format!(
-                "{} {serving}, last failure {at}: {reason}",
-                p.period.label()
-            ),
-            None => format!("{} {serving}", p.period.label()),
-        }
+        format!("{} {}, {serving}", p.period.label(), p.health().label())
     };
     let message = recent
         .iter()
         .map(|p| describe(p))
         .collect::<Vec<_>>()
         .join("; ");
-    let failed_after_serving = match (&newest.serving, &newest.last_failure) {
-        (_, None) => false,
-        (None, Some(_)) => true,
-        (Some((_, served)), Some((_, failed))) => match (rfc3339(served), rfc3339(failed)) {
-            (Some(served), Some(failed)) => failed > served,
-            // Unreadable timestamps: do not claim the failure is older.
-            _ => true,
-        },
-    };
-    if newest.serving.is_none() || failed_after_serving {
-        Check::fail(
+    let period = newest.period.label();
+    match newest.health() {
+        Health::Fresh => Check::pass(NAME, message),
+        Health::Failed(_) => Check::fail(
             NAME,
             message,
             format!(
-                "the last run of {} failed: fix the reason shown, then re-run it by copying its manifest onto itself (`aws s3 cp` of the …-Manifest.json to the same key)",
-                newest.period.label()
+                "the newest delivery of {period} failed and the previous snapshot (if any) keeps serving: fix the reason shown; the next delivery of {period} starts a new run (a delivery that already has a run is not started again)"
             ),
-        )
-    } else {
-        Check::pass(NAME, message)
+        ),
+        Health::Stale(_) => Check::fail(
+            NAME,
+            message,
+            format!(
+                "the newest delivery of {period} is not served yet: a run in progress finishes within minutes, and the reconciler (hourly by default) resumes one stuck for 30 minutes; if it stays stale, read the cur-ingest and allocation-writer functions' logs"
+            ),
+        ),
     }
 }
 
@@ -642,6 +652,7 @@ pub fn today(now: DateTime<Utc>) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::run::RunState;
 
     fn names(checks: &[Check]) -> Vec<&str> {
         checks.iter().map(|c| c.name).collect()
@@ -652,7 +663,9 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        rfc3339(text).expect("timestamp")
+        DateTime::parse_from_rfc3339(text)
+            .expect("timestamp")
+            .with_timezone(&Utc)
     }
 
     fn good_export() -> ExportFacts {
@@ -987,43 +1000,114 @@ mod tests {
         BillingPeriod { year: 2026, month }
     }
 
+    fn latest(version: i64, state: RunState) -> Option<LatestRun> {
+        Some(LatestRun {
+            run_id: format!("run-v{version}"),
+            version,
+            state,
+            updated_at_ms: 1_796_000_000_000,
+        })
+    }
+
+    fn failure(version: i64, reason: &str) -> Option<FailedRun> {
+        Some(FailedRun {
+            run_id: format!("run-v{version}"),
+            reason: reason.into(),
+            at: "2026-11-29T07:00:00Z".into(),
+        })
+    }
+
     #[test]
-    fn runs_pass_when_the_newest_period_is_served_without_a_later_failure() {
+    fn runs_pass_when_the_newest_period_serves_its_newest_delivery() {
         let periods = vec![
             PeriodRun {
                 period: period(10),
                 serving: None,
-                last_failure: Some(("old".into(), "2026-10-02T00:00:00Z".into())),
+                latest: latest(1, RunState::Failed),
+                last_failure: failure(1, "old"),
             },
             PeriodRun {
                 period: period(11),
                 serving: Some((3, "2026-11-30T07:00:00Z".into())),
-                last_failure: Some(("earlier".into(), "2026-11-29T07:00:00Z".into())),
+                latest: latest(3, RunState::Serving),
+                // An earlier delivery's failure, superseded by the one that serves.
+                last_failure: failure(2, "earlier"),
             },
         ];
         let check = pipeline_runs_check(&periods);
         assert!(check.passed(), "{check}");
-        assert!(check.message.starts_with("2026-11 serving v3"), "{check}");
-        assert!(check.message.contains("2026-10 no snapshot"), "{check}");
+        assert!(
+            check
+                .message
+                .starts_with("2026-11 fresh, serving v3 computed 2026-11-30T07:00:00Z"),
+            "{check}"
+        );
+        assert!(
+            check.message.contains("2026-10 failed (old), no snapshot"),
+            "{check}"
+        );
     }
 
     #[test]
-    fn runs_fail_when_nothing_is_served_or_the_newest_run_failed_last() {
-        assert!(!pipeline_runs_check(&[]).passed());
+    fn runs_fail_when_the_newest_delivery_failed() {
         let failed_last = vec![PeriodRun {
             period: period(11),
             serving: Some((3, "2026-11-30T07:00:00Z".into())),
-            last_failure: Some(("COLUMN_NOT_FOUND".into(), "2026-12-01T07:00:00Z".into())),
+            latest: latest(4, RunState::Failed),
+            last_failure: failure(4, "COLUMN_NOT_FOUND"),
         }];
         let check = pipeline_runs_check(&failed_last);
         assert!(!check.passed());
-        assert!(check.message.contains("COLUMN_NOT_FOUND"), "{check}");
+        assert!(
+            check
+                .message
+                .contains("2026-11 failed (COLUMN_NOT_FOUND), serving v3"),
+            "{check}"
+        );
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("next delivery of 2026-11"),
+            "{check}"
+        );
+    }
+
+    #[test]
+    fn runs_fail_when_nothing_is_served_or_the_newest_delivery_is_not_yet() {
+        assert!(!pipeline_runs_check(&[]).passed());
         let never_served = vec![PeriodRun {
             period: period(12),
             serving: None,
+            latest: None,
             last_failure: None,
         }];
-        assert!(!pipeline_runs_check(&never_served).passed());
+        let check = pipeline_runs_check(&never_served);
+        assert!(!check.passed());
+        assert!(check.message.contains("stale (no snapshot yet)"), "{check}");
+        let in_progress = vec![PeriodRun {
+            period: period(12),
+            serving: Some((3, "2026-12-01T07:00:00Z".into())),
+            latest: latest(4, RunState::Querying),
+            last_failure: None,
+        }];
+        let check = pipeline_runs_check(&in_progress);
+        assert!(!check.passed());
+        assert!(
+            check
+                .message
+                .contains("stale (newer delivery run-v4 is QUERYING since"),
+            "{check}"
+        );
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("reconciler"),
+            "{check}"
+        );
     }
 
     #[test]
@@ -1032,6 +1116,7 @@ mod tests {
             .map(|m| PeriodRun {
                 period: period(m),
                 serving: Some((1, "2026-07-01T00:00:00Z".into())),
+                latest: latest(1, RunState::Serving),
                 last_failure: None,
             })
             .collect();

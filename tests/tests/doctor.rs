@@ -450,6 +450,26 @@ async fn each_missing_or_wrong_part_fails_its_own_check() {
     assert!(failing(&report, "glue-table")
         .message
         .contains("no Glue table cur.no_such_table"));
+    // glue-table: present, but made from an export without resource IDs.
+    let without_ids: Vec<&str> = env
+        .columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "line_item_resource_id")
+        .collect();
+    create_glue_table(&env, "without_resource_ids", &without_ids).await;
+    let report = doctor(
+        &healthy,
+        &with(&|i| i.glue_table = "without_resource_ids".into()),
+        chrono::Utc::now(),
+    )
+    .await;
+    let bad = failing(&report, "glue-table");
+    assert!(
+        bad.message.contains("no line_item_resource_id column"),
+        "{bad}"
+    );
+    assert_eq!(report.failures(), 1, "{}", report.to_text());
 
     // delivery: a prefix without manifests; a bucket that does not exist.
     let report = doctor(
@@ -640,6 +660,42 @@ async fn an_unreachable_aws_fails_every_check_quickly() {
         );
     }
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}
+
+/// A Glue table `name` in the test database with `columns` (`resource_tags` as the map AWS declares).
+async fn create_glue_table(env: &AwsEnv, name: &str, columns: &[&str]) {
+    use aws_sdk_glue::types::{Column, StorageDescriptor, TableInput};
+    let descriptor = columns
+        .iter()
+        .fold(StorageDescriptor::builder(), |d, c| {
+            let kind = if *c == "resource_tags" {
+                "map<string,string>"
+            } else {
+                "string"
+            };
+            d.columns(
+                Column::builder()
+                    .name(*c)
+                    .r#type(kind)
+                    .build()
+                    .expect("valid"),
+            )
+        })
+        .build();
+    env.clients
+        .glue
+        .create_table()
+        .database_name(DATABASE)
+        .table_input(
+            TableInput::builder()
+                .name(name)
+                .storage_descriptor(descriptor)
+                .build()
+                .expect("valid"),
+        )
+        .send()
+        .await
+        .expect("table created");
 }
 
 async fn create_empty_table(env: &AwsEnv, name: &str) {

@@ -239,50 +239,32 @@ impl<S: RunStore + SnapshotWriter, Q: QueryRunner, O: ObjectReader> Writer<S, Q,
         )
         .await?;
         let published = publish(&self.store, snapshot, self.clock.now_ms() / 1000).await?;
-        match published.flip {
+        let to = match published.flip {
+            Flip::Newer { .. } => RunState::Superseded,
+            Flip::Flipped { .. } | Flip::AlreadyServing => RunState::Serving,
+        };
+        advance(&self.store, self.clock.as_ref(), &mut run, to).await?;
+        Ok(match published.flip {
             Flip::Flipped { previous } => {
-                advance(
-                    &self.store,
-                    self.clock.as_ref(),
-                    &mut run,
-                    RunState::Serving,
-                )
-                .await?;
                 tracing::info!(run = %run.id, groups, "Snapshot published.");
-                Ok(WriterOutcome::Published {
+                WriterOutcome::Published {
                     run_id: run.id,
                     groups,
                     replaced: previous.map(|p| p.version),
-                })
+                }
             }
-            Flip::AlreadyServing => {
-                advance(
-                    &self.store,
-                    self.clock.as_ref(),
-                    &mut run,
-                    RunState::Serving,
-                )
-                .await?;
-                Ok(WriterOutcome::Published {
-                    run_id: run.id,
-                    groups,
-                    replaced: None,
-                })
-            }
+            Flip::AlreadyServing => WriterOutcome::Published {
+                run_id: run.id,
+                groups,
+                replaced: None,
+            },
             Flip::Newer { serving } => {
-                advance(
-                    &self.store,
-                    self.clock.as_ref(),
-                    &mut run,
-                    RunState::Superseded,
-                )
-                .await?;
                 tracing::info!(run = %run.id, serving, "A newer snapshot already serves; this one expires.");
-                Ok(WriterOutcome::Superseded {
+                WriterOutcome::Superseded {
                     run_id: run.id,
                     serving,
-                })
+                }
             }
-        }
+        })
     }
 }

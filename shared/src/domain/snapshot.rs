@@ -380,7 +380,7 @@ pub fn split_by_period(
 pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
     let mut builder = SnapshotBuilder::new(&full.group_by)?;
     for row in &full.rows {
-        builder.add(row)?;
+        builder.add(row.clone())?;
     }
     Ok(builder.finish())
 }
@@ -424,11 +424,12 @@ impl SnapshotBuilder {
         })
     }
 
-    /// Adds one row. Errors when its day is not a date or it lacks its resource ids.
-    pub fn add(&mut self, row: &AllocationRow) -> Result<(), DomainError> {
+    /// Adds one row, taking its keys and resources (the writer calls this once per result row).
+    /// Errors when its day is not a date or it lacks its resource ids.
+    pub fn add(&mut self, mut row: AllocationRow) -> Result<(), DomainError> {
         let day = UsageWindow::parse_day("usage day", &row.keys[self.day_at])?;
-        let resources = match &row.resource_ids {
-            Some(set) => set.clone(),
+        let resources = match row.resource_ids.take() {
+            Some(set) => set,
             None if row.resources == 0 => ResourceSet::default(),
             None => return Err(DomainError::InvalidWindow {
                 what: "allocation result",
@@ -438,7 +439,11 @@ impl SnapshotBuilder {
                         .into(),
             }),
         };
-        let keys = self.full_at.iter().map(|&p| row.keys[p].clone()).collect();
+        let keys = self
+            .full_at
+            .iter()
+            .map(|&p| std::mem::take(&mut row.keys[p]))
+            .collect();
         let days = self.full.entry((keys, row.allocated)).or_default();
         match days.entry(day) {
             std::collections::btree_map::Entry::Vacant(slot) => {

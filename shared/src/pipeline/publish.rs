@@ -88,7 +88,7 @@ impl ResultSink for SnapshotStream {
             .map_err(|e| format!("reading the result: {e}"))?;
         check_row(self.rows, &row).map_err(|bad| format!("an unusable figure: {bad}"))?;
         self.builder
-            .add(&row)
+            .add(row)
             .map_err(|e| format!("building the snapshot: {e}"))?;
         let groups = self.builder.full_groups() as u64;
         let need = groups * SNAPSHOT_BYTES_PER_GROUP + self.rows as u64 * SNAPSHOT_BYTES_PER_ROW;

@@ -3,6 +3,8 @@
 //! snapshot is built row by row and written to DynamoDB in batches. `bench/writer_memory.sh` runs it.
 //!
 //! `cargo run --release -p kubecur-tests --example writer_memory -- [ROWS] [DAYS]` (defaults 200000, 30).
+//! The writer has the deployed function's memory budget (1,024 MB, `pipeline::snapshot_budget_bytes`)
+//! and says so when it refuses a result; `NO_BUDGET=1` turns the budget off to measure any shape.
 //!
 //! The result has ROWS full-grain rows: ROWS / DAYS groups (a pod, its containers and services) with
 //! one row per usage day, as Athena returns them for a month. Its header is the real allocation query's
@@ -139,15 +141,27 @@ async fn main() {
         .await
         .expect("result uploaded");
 
-    let writer = env.writer();
+    let mut writer = env.writer();
+    writer.snapshot_budget_bytes = if std::env::var_os("NO_BUDGET").is_some() {
+        u64::MAX
+    } else {
+        kubecur_shared::pipeline::snapshot_budget_bytes(Some(1_024))
+    };
     let before = status_mb("VmRSS");
     std::fs::write("/proc/self/clear_refs", "5").expect("peak memory reset (Linux)");
     let started = Instant::now();
     let outcome = env.write(&writer, &query, "SUCCEEDED").await;
     let elapsed = started.elapsed().as_secs_f64();
     let peak = status_mb("VmHWM");
-    let WriterOutcome::Published { groups, .. } = outcome else {
-        panic!("the snapshot was not published: {outcome:?}");
+    let groups = match outcome {
+        WriterOutcome::Published { groups, .. } => groups,
+        WriterOutcome::Failed { reason, .. } => {
+            println!(
+                "writer: {rows} result rows refused after {elapsed:.1} s, peak resident memory {peak:.0} MB: {reason}"
+            );
+            return;
+        }
+        other => panic!("the snapshot was not published: {other:?}"),
     };
     println!(
         "writer: {rows} result rows ({:.0} MB of CSV), {groups} snapshot items, {elapsed:.1} s, peak resident memory {peak:.0} MB (resident before the writer ran: {before:.0} MB)",

@@ -168,6 +168,7 @@ impl AllocationReader {
             keys: self.keys.iter().map(|&at| row[at].as_text()).collect(),
             allocated: self.number(row, self.allocated)? != 0.0,
             costs,
+            shared: Default::default(),
             resources: match &resource_ids {
                 Some(set) => set.len(),
                 None => self.number(row, self.resources)? as u64,

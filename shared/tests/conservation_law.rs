@@ -1,5 +1,6 @@
 //! Law: for every metric, allocated + unallocated = the CUR total of the window, for any line items,
-//! any grouping and any tag mapping (to 1e-9 relative).
+//! any grouping and any tag mapping (to 1e-9 relative); and after sharing (`domain::share`), + the fixed
+//! amounts placed.
 
 use chrono::NaiveDate;
 use kubecur_shared::domain::columns::ColumnSet;
@@ -189,5 +190,88 @@ proptest! {
         }
         let line_items: u64 = allocation.rows.iter().map(|r| r.line_items).sum();
         prop_assert_eq!(line_items, kept.len() as u64);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Sharing moves cost, never makes or loses it: for every metric, any rules, allocated +
+    /// unallocated after sharing = the window's CUR total + the fixed amounts placed, and each fixed
+    /// amount placed is its monthly figure pro-rated to the window.
+    #[test]
+    fn sharing_keeps_the_window_total(
+        items in prop::collection::vec(item(), 0..200),
+        aggregate in prop::sample::subsequence(Dimension::ALL.to_vec(), 1..=3),
+        namespaces in prop::sample::subsequence(vec!["payments", "zahlungsverkehr-ü", "支付", "O'Brien", "absent"], 0..=2),
+        unallocated in any::<bool>(),
+        cost in prop::option::of(-500.0f64..5000.0),
+        even in any::<bool>(),
+        with_file in any::<bool>(),
+        metric in prop::sample::select(CostMetric::ALL.to_vec()),
+    ) {
+        use kubecur_shared::domain::plan::Warning;
+        use kubecur_shared::domain::share::{month_fraction, ShareParameters, ShareRules, Split};
+        let file = r#"{"rules": [
+            {"name": "account two", "select": {"account": "222222222222", "unallocated": true},
+             "split": {"percent": {"payments": 60, "支付": 40}}}
+        ]}"#;
+        let configured = if with_file { ShareRules::parse_json(file).expect("valid") } else { ShareRules::default() };
+        let rules = configured.with_parameters(&ShareParameters {
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            unallocated,
+            cost_per_month: cost,
+            split: Some(if even { Split::Even } else { Split::Weighted }),
+        });
+        let from = NaiveDate::from_ymd_opt(2024, 6, 10).expect("valid");
+        let to = NaiveDate::from_ymd_opt(2024, 7, 1).expect("valid");
+        let window = UsageWindow::new(from, to).expect("valid");
+        let request = AllocationRequest {
+            group_by: rules.grain(&aggregate),
+            window: Some(window),
+            ..AllocationRequest::default()
+        };
+        let plan = AllocationPlan::new(&columns(), &request).expect("plannable");
+        let allocation = allocate(&plan, items.iter().map(|i| i as &dyn LineItemValues));
+        let shared = rules.apply(&allocation, metric).expect("windowed, at the rules' grain");
+        let answer = shared.allocation.regroup(&aggregate).expect("the aggregate leads the grain");
+
+        let kept: Vec<&Item> = items.iter().filter(|i| {
+            window.contains(i.day)
+                && !i.text.get("line_item_operation").is_some_and(|op| SPLIT_COST_OPERATIONS.contains(&op.as_str()))
+        }).collect();
+        let fixed = shared.sources.iter().find(|s| s.rule.starts_with("shareCost="));
+        if let (Some(cost), Some(fixed)) = (cost, fixed) {
+            let unplaced = answer.warnings.iter().any(|w| matches!(w, Warning::ShareHasNoReceivers { rule } if rule == &fixed.rule));
+            // Unplaced (no receiver on some day): only part of it, never more.
+            let expected = cost * month_fraction(window);
+            for m in CostMetric::ALL {
+                let placed = fixed.costs.get(m);
+                if unplaced {
+                    prop_assert!(placed.abs() <= expected.abs() * (1.0 + 1e-9), "{m}: placed {placed} of {expected}");
+                } else {
+                    prop_assert!(close(placed, expected), "{m}: placed {placed} of {expected}");
+                }
+            }
+        }
+        for m in CostMetric::ALL {
+            let cur: f64 = kept.iter().map(|i| plan.metrics[m.index()].eval(*i)).sum();
+            let placed = fixed.map_or(0.0, |f| f.costs.get(m));
+            let summary = answer.summary(m);
+            prop_assert!(close(summary.allocated + summary.unallocated, cur + placed),
+                "{m}: {} + {} != {cur} + {placed}", summary.allocated, summary.unallocated);
+            prop_assert!(answer.rows.iter().all(|r| r.costs.get(m).is_finite() && r.shared.get(m).is_finite()));
+            // What the receivers got is what the rules that found receivers moved.
+            let received: f64 = answer.rows.iter().map(|r| r.shared.get(m)).sum();
+            let moved: f64 = shared.sources.iter().map(|s| s.costs.get(m)).sum();
+            prop_assert!(close(received, moved), "{m}: received {received}, moved {moved}");
+        }
+        // No shared namespace is left in the answer unless its rule found no receiver.
+        if let Some(ns_at) = answer.group_by.iter().position(|d| *d == Dimension::Namespace) {
+            let kept_sources = answer.warnings.iter().any(|w| matches!(w, Warning::ShareHasNoReceivers { .. }));
+            if !kept_sources {
+                prop_assert!(answer.rows.iter().all(|r| !namespaces.contains(&r.keys[ns_at].as_str())));
+            }
+        }
     }
 }

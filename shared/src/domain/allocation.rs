@@ -32,6 +32,10 @@ pub struct AllocationRow {
     /// Whether the group's line items carry a namespace tag.
     pub allocated: bool,
     pub costs: CostVector,
+    /// The part of `costs` this group received from shared sources ([`super::share`]); 0 without
+    /// sharing.
+    #[serde(default)]
+    pub shared: CostVector,
     /// Distinct non-empty resource ids in the group.
     pub resources: u64,
     /// The group's resources as hashes, when the request asked for them
@@ -57,6 +61,7 @@ impl<'a> RowMerge<'a> {
                 keys,
                 allocated,
                 costs: CostVector::default(),
+                shared: CostVector::default(),
                 resources: 0,
                 resource_ids: None,
                 line_items: 0,
@@ -67,6 +72,7 @@ impl<'a> RowMerge<'a> {
 
     fn add(&mut self, other: &'a AllocationRow) {
         self.row.costs.add(&other.costs);
+        self.row.shared.add(&other.shared);
         self.row.line_items += other.line_items;
         self.row.resources += other.resources;
         match (&mut self.union, &other.resource_ids) {

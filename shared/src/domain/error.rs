@@ -44,6 +44,14 @@ pub enum DomainError {
     },
     #[error("the CUR table is partitioned by {0}; kubecur knows `year, month` (legacy CUR) and `billing_period` (CUR 2.0, FOCUS)")]
     UnsupportedPartitions(String),
+    #[error("share rule {}field `{field}`: {message}", if rule.is_empty() { String::new() } else { format!("`{rule}`, ") })]
+    ShareRule {
+        rule: String,
+        field: String,
+        message: String,
+    },
+    #[error("a fixed shared amount (shareCost, --share-cost, amountPerMonth) is pro-rated to the window: give a window (--period or --from/--to)")]
+    ShareCostNeedsWindow,
     #[error("the Athena query needs a usage window (billing period or date range): without one it would scan the whole history")]
     WindowRequired,
 }

@@ -118,6 +118,7 @@ where
                 keys,
                 allocated,
                 costs: g.costs,
+                shared: Default::default(),
                 resources: g.resources.len() as u64,
                 resource_ids: plan.resource_ids.then(|| {
                     ResourceSet::from_hashes(g.resources.iter().filter_map(|r| resource_hash(r)))

@@ -16,6 +16,7 @@ pub(crate) mod named;
 pub mod plan;
 pub mod resources;
 pub mod run;
+pub mod share;
 pub mod snapshot;
 pub mod sql;
 pub mod tags;

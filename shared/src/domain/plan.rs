@@ -75,6 +75,17 @@ pub enum Warning {
     /// (`kubecur serve`); their cost is in no served figure.
     #[serde(rename_all = "camelCase")]
     UndatedLineItems { line_items: u64 },
+    /// A share rule (or parameter) selected no line item in the window.
+    ShareSelectsNothing { rule: String },
+    /// A share rule found no group to receive its cost: the cost stays where it was.
+    ShareHasNoReceivers { rule: String },
+    /// No receiver of a weighted share had a positive cost: the cost was split evenly.
+    ShareSplitEvenly { rule: String },
+    /// Namespaces a percentage split names have no cost in the window: the others took their part.
+    ShareNamespacesAbsent {
+        rule: String,
+        namespaces: Vec<String>,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -97,6 +108,22 @@ impl fmt::Display for Warning {
                 f,
                 "{line_items} line items had unreadable tags; their cost is in `{}`",
                 super::UNALLOCATED
+            ),
+            Warning::ShareSelectsNothing { rule } => {
+                write!(f, "share rule `{rule}` selects no line item in the window")
+            }
+            Warning::ShareHasNoReceivers { rule } => write!(
+                f,
+                "share rule `{rule}` found no allocated group to receive its cost (on some day of the window, with `day` among the keys): that cost stays where it was, and a fixed amount's part is not added"
+            ),
+            Warning::ShareSplitEvenly { rule } => write!(
+                f,
+                "share rule `{rule}`: no receiving group has a positive cost to weigh by, so the cost was split evenly"
+            ),
+            Warning::ShareNamespacesAbsent { rule, namespaces } => write!(
+                f,
+                "share rule `{rule}`: namespace(s) {} have no cost in the window; the other namespaces took their percentage",
+                namespaces.join(", ")
             ),
             Warning::UndatedLineItems { line_items } => write!(
                 f,

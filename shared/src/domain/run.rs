@@ -494,6 +494,7 @@ mod tests {
             keys: vec!["2024-06-01".into(), "payments".into()],
             allocated: true,
             costs: CostVector([1.0, 1.0, 1.0, cost]),
+            shared: Default::default(),
             resources: 1,
             resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
             line_items: 1,

@@ -3,6 +3,7 @@
 //! function for the test that checks the three agree.
 
 use crate::api::Limits;
+use crate::domain::share::ShareRules;
 use crate::domain::{DomainError, TagMapping};
 
 /// DynamoDB table holding runs, pointers and snapshots (all three functions).
@@ -25,6 +26,10 @@ pub const LOG: &str = "KUBECUR_LOG";
 pub const API_MAX_WINDOW_DAYS: &str = "KUBECUR_API_MAX_WINDOW_DAYS";
 pub const API_MAX_STEPS: &str = "KUBECUR_API_MAX_STEPS";
 pub const API_MAX_GROUPS: &str = "KUBECUR_API_MAX_GROUPS";
+/// Optional share rules every `GET /allocation` answer applies (api): the JSON of a rules file
+/// ([`crate::domain::share::ShareRules::parse_json`]). Lambda's environment holds at most 4 KB in all
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+pub const SHARE_RULES: &str = "KUBECUR_SHARE_RULES";
 
 /// What each function reads: (required, optional).
 pub const INGEST_VARS: (&[&str], &[&str]) = (
@@ -34,7 +39,13 @@ pub const INGEST_VARS: (&[&str], &[&str]) = (
 pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
 pub const API_VARS: (&[&str], &[&str]) = (
     &[TABLE],
-    &[LOG, API_MAX_WINDOW_DAYS, API_MAX_STEPS, API_MAX_GROUPS],
+    &[
+        LOG,
+        API_MAX_WINDOW_DAYS,
+        API_MAX_STEPS,
+        API_MAX_GROUPS,
+        SHARE_RULES,
+    ],
 );
 
 /// A missing or invalid variable, named.
@@ -89,6 +100,8 @@ pub struct WriterConfig {
 pub struct ApiConfig {
     pub table: String,
     pub limits: Limits,
+    /// The configured share rules (none when unset or blank).
+    pub share: ShareRules,
 }
 
 /// Builds the tag mapping from override specs (`CONCEPT=KEY[,KEY]`).
@@ -195,6 +208,13 @@ impl ApiConfig {
                 max_steps: bounded(&lookup, API_MAX_STEPS, defaults.max_steps, 36_600)?,
                 max_groups: bounded(&lookup, API_MAX_GROUPS, defaults.max_groups, 10_000_000)?,
             },
+            share: match optional(&lookup, SHARE_RULES) {
+                None => ShareRules::default(),
+                Some(text) => ShareRules::parse_json(&text).map_err(|e| ConfigError {
+                    name: SHARE_RULES,
+                    reason: e.to_string(),
+                })?,
+            },
         })
     }
 }
@@ -253,6 +273,34 @@ mod tests {
         }
         let err = WriterConfig::from_lookup(env(&[(TABLE, "t")])).expect_err("no workgroup");
         assert_eq!(err.name, ATHENA_WORKGROUP);
+    }
+
+    #[test]
+    fn api_share_rules_are_read_and_a_bad_rule_is_named() {
+        let config = ApiConfig::from_lookup(env(&[(TABLE, "t")])).expect("valid");
+        assert!(config.share.is_empty());
+        let config = ApiConfig::from_lookup(env(&[
+            (TABLE, "t"),
+            (
+                SHARE_RULES,
+                r#"{"rules": [{"name": "rds", "select": {"service": "AmazonRDS"}, "split": "even"}]}"#,
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(config.share.rules.len(), 1);
+        let err = ApiConfig::from_lookup(env(&[
+            (TABLE, "t"),
+            (
+                SHARE_RULES,
+                r#"{"rules": [{"name": "rds", "select": {"service": 1}}]}"#,
+            ),
+        ]))
+        .expect_err("bad rule");
+        assert_eq!(err.name, SHARE_RULES);
+        assert!(
+            err.reason.contains("`rds`") && err.reason.contains("select.service"),
+            "{err}"
+        );
     }
 
     #[test]

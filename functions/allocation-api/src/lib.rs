@@ -1,18 +1,21 @@
 //! allocation-api: API Gateway HTTP API (payload v2) → the shared allocation API over DynamoDB.
 
 use kubecur_shared::api::{self, ApiResponse, Limits};
+use kubecur_shared::domain::share::ShareRules;
 use kubecur_shared::ports::SnapshotReader;
 use lambda_http::{Body, Request, Response};
 
 /// Serves one API Gateway request under the default [`Limits`].
 pub async fn handle<S: SnapshotReader>(store: &S, request: Request) -> Response<Body> {
-    handle_with_limits(store, &Limits::default(), request).await
+    handle_with_limits(store, &Limits::default(), &ShareRules::default(), request).await
 }
 
-/// Serves one API Gateway request under `limits` (from the function's configuration).
+/// Serves one API Gateway request under `limits` and the configured share rules (both from the
+/// function's configuration).
 pub async fn handle_with_limits<S: SnapshotReader>(
     store: &S,
     limits: &Limits,
+    share: &ShareRules,
     request: Request,
 ) -> Response<Body> {
     let today = chrono::Utc::now().date_naive();
@@ -23,6 +26,7 @@ pub async fn handle_with_limits<S: SnapshotReader>(
         request.uri().query(),
         today,
         limits,
+        share,
     )
     .await;
     into_response(response)

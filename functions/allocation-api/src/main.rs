@@ -8,9 +8,9 @@ async fn main() -> Result<(), Error> {
     let config = ApiConfig::from_lookup(|n| std::env::var(n).ok())?;
     let aws = sdk_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table);
-    let (store, limits) = (&store, &config.limits);
+    let (store, limits, share) = (&store, &config.limits, &config.share);
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(allocation_api::handle_with_limits(store, limits, request).await)
+        Ok::<_, Error>(allocation_api::handle_with_limits(store, limits, share, request).await)
     }))
     .await
 }

@@ -16,7 +16,9 @@ pub use params::{allocation_parameters, AllocationQuery, Limits, ParamError};
 
 use crate::domain::allocation::{Allocation, AllocationRow};
 use crate::domain::delivery::decode_event_key;
+use crate::domain::plan::Warning;
 use crate::domain::run::Health;
+use crate::domain::share::{ShareRules, SharedSource};
 use crate::domain::snapshot::{answer, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::{CostMetric, UsageWindow};
 use crate::ports::{PeriodStatus, SnapshotReader, StoreError};
@@ -88,7 +90,14 @@ pub async fn handle<S: SnapshotReader>(
     request: &ApiRequest,
     today: NaiveDate,
 ) -> ApiResponse {
-    handle_with_limits(store, request, today, &Limits::default()).await
+    handle_with_limits(
+        store,
+        request,
+        today,
+        &Limits::default(),
+        &ShareRules::default(),
+    )
+    .await
 }
 
 /// Serves one HTTP request as a front end receives it (the API function, `kubecur serve`): method,
@@ -100,6 +109,7 @@ pub async fn handle_http<S: SnapshotReader>(
     raw_query: Option<&str>,
     today: NaiveDate,
     limits: &Limits,
+    share: &ShareRules,
 ) -> ApiResponse {
     match query_pairs(raw_query) {
         Ok(query) => {
@@ -108,7 +118,7 @@ pub async fn handle_http<S: SnapshotReader>(
                 path: path.to_string(),
                 query,
             };
-            handle_with_limits(store, &request, today, limits).await
+            handle_with_limits(store, &request, today, limits, share).await
         }
         Err(reason) => ApiResponse::bad_query(&reason),
     }
@@ -117,12 +127,14 @@ pub async fn handle_http<S: SnapshotReader>(
 /// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
 /// Never panics and never returns an empty success for a failure: bad parameters and requests beyond
 /// `limits` are 400 naming the parameter, unknown routes 404, store failures 500 with an opaque id
-/// (details go to the log only).
+/// (details go to the log only). `share` holds the configured share rules every answer applies before
+/// those its parameters ask for.
 pub async fn handle_with_limits<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
     limits: &Limits,
+    share: &ShareRules,
 ) -> ApiResponse {
     let path = request.path.trim_end_matches('/');
     let route = match (request.method.as_str(), path) {
@@ -145,7 +157,7 @@ pub async fn handle_with_limits<S: SnapshotReader>(
     let result = match route {
         Route::Allocation => {
             match AllocationQuery::parse_with_limits(&request.query, today, limits) {
-                Ok(query) => allocation(store, &query, limits).await,
+                Ok(query) => allocation(store, &query, limits, share).await,
                 Err(err) => return ApiResponse::error(400, json!({ "error": err })),
             }
         }
@@ -197,11 +209,27 @@ async fn allocation<S: SnapshotReader>(
     store: &S,
     query: &AllocationQuery,
     limits: &Limits,
+    configured: &ShareRules,
 ) -> Result<ApiResponse, StoreError> {
     let periods = query.window.billing_periods();
     let pointers = store.pointers(&periods).await?;
+    let rules = configured.clone().with_parameters(&query.share);
+    let sharing = !rules.is_empty();
+    // With sharing, each set is answered at the grain the rules need and filtered after sharing, so
+    // that a group's figures do not depend on which other groups a filter shows.
+    let mut grain = if sharing {
+        rules.grain(&query.aggregate)
+    } else {
+        query.aggregate.clone()
+    };
     let mut dimensions = query.aggregate.clone();
-    dimensions.extend(query.filters.iter().map(|(d, _)| *d));
+    for (d, _) in &query.filters {
+        dimensions.push(*d);
+        if sharing && !grain.contains(d) {
+            grain.push(*d);
+        }
+    }
+    dimensions.extend(grain.iter().copied());
     let level = Level::serving(&dimensions);
     let mut groups: Vec<std::sync::Arc<SnapshotGroup>> = Vec::new();
     let mut warnings = Vec::new();
@@ -248,25 +276,65 @@ async fn allocation<S: SnapshotReader>(
         .collect();
     let keep = |group: &SnapshotGroup| {
         group.level == level
-            && query.filters.iter().all(|(dimension, allowed)| {
-                let at = level.dimensions().iter().position(|d| d == dimension);
-                at.is_some_and(|at| allowed.iter().any(|a| *a == group.keys[at]))
-            })
+            && (sharing
+                || query.filters.iter().all(|(dimension, allowed)| {
+                    let at = level.dimensions().iter().position(|d| d == dimension);
+                    at.is_some_and(|at| allowed.iter().any(|a| *a == group.keys[at]))
+                }))
+    };
+    // Sharing over a set at the grain, then the filters, then the requested aggregate.
+    let share_set = |set: Allocation| -> Result<(Allocation, Vec<SharedSource>), StoreError> {
+        if !sharing {
+            return Ok((set, Vec::new()));
+        }
+        let shared = rules
+            .apply(&set, query.metric)
+            .map_err(|e| StoreError::Malformed {
+                key: "the share rules".into(),
+                reason: e.to_string(),
+            })?;
+        let mut set = shared.allocation;
+        let positions: Vec<Option<usize>> = query
+            .filters
+            .iter()
+            .map(|(d, _)| set.group_by.iter().position(|g| g == d))
+            .collect();
+        set.rows.retain(|row| {
+            query
+                .filters
+                .iter()
+                .zip(&positions)
+                .all(|((_, allowed), at)| {
+                    at.is_some_and(|at| allowed.iter().any(|a| *a == row.keys[at]))
+                })
+        });
+        let set = set
+            .regroup(&query.aggregate)
+            .ok_or_else(|| StoreError::Malformed {
+                key: "the shared answer".into(),
+                reason: "the aggregate is not among the keys it was shared at".into(),
+            })?;
+        Ok((set, shared.sources))
     };
     let flavour = flavour.unwrap_or(crate::domain::Flavour::Cur2);
     // Filtered once, not once per step.
     let kept: Vec<&SnapshotGroup> = groups.iter().map(|g| &**g).filter(|g| keep(g)).collect();
     let mut sets: Vec<(Allocation, Vec<AllocationRow>)> = Vec::new();
     let mut answered: u64 = 0;
+    let mut sources: Vec<SharedSource> = Vec::new();
+    let one_step = query.steps().len() == 1;
     for step in query.steps() {
-        let set = answer(
+        let (set, moved) = share_set(answer(
             kept.iter().copied(),
             step,
-            &query.aggregate,
+            &grain,
             |_| true,
             flavour,
             warnings.clone(),
-        );
+        ))?;
+        if one_step {
+            sources = moved;
+        }
         let rows = set.display_rows(query.metric);
         answered += rows.len() as u64;
         if answered > u64::from(limits.max_groups) {
@@ -289,22 +357,36 @@ async fn allocation<S: SnapshotReader>(
         return Ok(ApiResponse {
             status: 200,
             content_type: CSV,
-            body: render_csv(&sets, query),
+            body: render_csv(&sets, query, sharing),
         });
     }
     // With one step the set is the whole window; only daily steps need the window summed again.
-    let summary = match sets.as_slice() {
-        [(whole, _)] => whole.summary(query.metric),
-        _ => answer(
-            kept.iter().copied(),
-            query.window,
-            &query.aggregate,
-            |_| true,
-            flavour,
-            warnings.clone(),
-        )
-        .summary(query.metric),
+    let (summary, share_warnings) = match sets.as_slice() {
+        [(whole, _)] => (whole.summary(query.metric), whole.warnings.clone()),
+        _ => {
+            let (whole, moved) = share_set(answer(
+                kept.iter().copied(),
+                query.window,
+                &grain,
+                |_| true,
+                flavour,
+                warnings.clone(),
+            ))?;
+            sources = moved;
+            (whole.summary(query.metric), whole.warnings)
+        }
     };
+    // The share rules' warnings (those of the whole window) after the snapshots'.
+    let warnings: Vec<Warning> =
+        warnings
+            .into_iter()
+            .chain(share_warnings)
+            .fold(Vec::new(), |mut all, w| {
+                if !all.contains(&w) {
+                    all.push(w);
+                }
+                all
+            });
     let mut notes: Vec<Value> = warnings
         .iter()
         .map(|w| json!({ "warning": w, "message": w.to_string() }))
@@ -336,6 +418,7 @@ async fn allocation<S: SnapshotReader>(
                 "level": level.name(),
                 "snapshots": snapshots,
                 "summary": summary,
+                "shared": sources.iter().map(|s| shared_json(s, query.metric)).collect::<Vec<_>>(),
                 "warnings": notes,
         }),
     };
@@ -347,6 +430,21 @@ async fn allocation<S: SnapshotReader>(
             reason: e.to_string(),
         })?,
     })
+}
+
+/// One shared source of an answer: the rule, what it moved (the chosen metric and all four), and the
+/// line items and groups it took.
+fn shared_json(source: &SharedSource, metric: CostMetric) -> Value {
+    let mut object = json!({
+        "rule": source.rule,
+        "totalCost": source.costs.get(metric),
+        "lineItems": source.line_items,
+        "groups": source.groups,
+    });
+    for m in CostMetric::ALL {
+        object[m.name()] = json!(source.costs.get(m));
+    }
+    object
 }
 
 fn window_json(window: UsageWindow) -> Value {
@@ -421,13 +519,14 @@ impl serde::Serialize for ItemJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let (row, window) = (self.row, self.set.window.as_ref());
-        let mut map = serializer.serialize_map(Some(9 + CostMetric::ALL.len()))?;
+        let mut map = serializer.serialize_map(Some(10 + CostMetric::ALL.len()))?;
         map.serialize_entry("allocated", &row.allocated)?;
         map.serialize_entry("end", &window.map(|w| &w.end))?;
         map.serialize_entry("lineItems", &row.line_items)?;
         map.serialize_entry("name", self.name)?;
         map.serialize_entry("properties", &Properties(self.set.group_by, &row.keys))?;
         map.serialize_entry("resources", &row.resources)?;
+        map.serialize_entry("sharedCost", &row.shared.get(self.set.metric))?;
         map.serialize_entry("start", &window.map(|w| &w.start))?;
         map.serialize_entry("totalCost", &row.costs.get(self.set.metric))?;
         map.serialize_entry("window", &window)?;
@@ -513,12 +612,20 @@ pub fn csv_field(text: &str) -> String {
     }
 }
 
-fn render_csv(sets: &[(Allocation, Vec<AllocationRow>)], query: &AllocationQuery) -> String {
+/// With `sharing`, a `sharedCost` column (the chosen metric's part received from shared sources).
+fn render_csv(
+    sets: &[(Allocation, Vec<AllocationRow>)],
+    query: &AllocationQuery,
+    sharing: bool,
+) -> String {
     let mut header = vec!["windowStart".to_string(), "windowEnd".to_string()];
     header.extend(query.aggregate.iter().map(|d| d.name().to_string()));
     header.push("allocated".into());
     header.extend(CostMetric::ALL.iter().map(|m| m.name().to_string()));
     header.extend(["resources".to_string(), "lineItems".to_string()]);
+    if sharing {
+        header.push("sharedCost".into());
+    }
     let mut out = header.join(",") + "\n";
     for (set, rows) in sets {
         let (start, end) = set
@@ -536,6 +643,9 @@ fn render_csv(sets: &[(Allocation, Vec<AllocationRow>)], query: &AllocationQuery
             );
             cells.push(row.resources.to_string());
             cells.push(row.line_items.to_string());
+            if sharing {
+                cells.push(row.shared.get(query.metric).to_string());
+            }
             out.push_str(&cells.join(","));
             out.push('\n');
         }
@@ -635,6 +745,7 @@ mod tests {
                 .collect(),
             allocated: ns != u,
             costs: CostVector([cost, cost, cost, cost]),
+            shared: Default::default(),
             resources: 1,
             resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
             line_items: 3,
@@ -687,6 +798,138 @@ mod tests {
         let response = handle(store, &request, today()).await;
         let body = serde_json::from_str(&response.body).unwrap_or(Value::String(response.body));
         (response.status, body)
+    }
+
+    #[tokio::test]
+    async fn shared_cost_goes_to_the_receivers_before_filters_and_is_listed() {
+        let window = ("window", "2024-06-01T00:00:00Z,2024-06-04T00:00:00Z");
+        let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9);
+        // 100 untagged over payments (15.5) and search,eu (1.25), by weight.
+        let (status, body) = get(
+            &store(),
+            "/allocation",
+            &[window, ("shareUnallocated", "true")],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let set = &body["data"][0];
+        assert!(set.get(UNALLOCATED).is_none(), "{set}");
+        let payments = 100.0 * 15.5 / 16.75;
+        assert!(close(&set["payments"]["sharedCost"], payments), "{set}");
+        assert!(
+            close(&set["payments"]["totalCost"], 15.5 + payments),
+            "{set}"
+        );
+        assert!(
+            close(&set["search,eu"]["sharedCost"], 100.0 - payments),
+            "{set}"
+        );
+        assert!(close(&body["meta"]["summary"]["total"], 116.75), "{body}");
+        assert!(
+            close(&body["meta"]["summary"]["unallocated"], 0.0),
+            "{body}"
+        );
+        assert_eq!(body["meta"]["shared"][0]["rule"], "shareUnallocated");
+        assert!(
+            close(&body["meta"]["shared"][0]["totalCost"], 100.0),
+            "{body}"
+        );
+        assert_eq!(body["meta"]["shared"][0]["lineItems"], 3);
+        // A filter shows the same figures for the groups it keeps.
+        let (_, filtered) = get(
+            &store(),
+            "/allocation",
+            &[
+                window,
+                ("shareUnallocated", "true"),
+                ("filterNamespaces", "payments"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            filtered["data"][0].as_object().map(|o| o.len()),
+            Some(1),
+            "{filtered}"
+        );
+        assert_eq!(filtered["data"][0]["payments"], set["payments"]);
+        // Even: 50 each; a fixed amount: 300 a month is 30 over three June days, 15 each.
+        let (_, even) = get(
+            &store(),
+            "/allocation",
+            &[
+                window,
+                ("shareUnallocated", "true"),
+                ("shareSplit", "even"),
+                ("shareCost", "300"),
+            ],
+        )
+        .await;
+        assert!(
+            close(&even["data"][0]["payments"]["sharedCost"], 65.0),
+            "{even}"
+        );
+        assert!(
+            close(&even["data"][0]["search,eu"]["sharedCost"], 65.0),
+            "{even}"
+        );
+        assert!(
+            close(&even["meta"]["shared"][1]["totalCost"], 30.0),
+            "{even}"
+        );
+        assert!(close(&even["meta"]["summary"]["total"], 146.75), "{even}");
+        // Without sharing, every group says it received nothing, and nothing is listed.
+        let (_, plain) = get(&store(), "/allocation", &[window]).await;
+        assert_eq!(plain["data"][0]["payments"]["sharedCost"], 0.0);
+        assert_eq!(plain["meta"]["shared"], json!([]));
+        // CSV: a sharedCost column with sharing.
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: [
+                window,
+                ("shareCost", "300"),
+                ("shareSplit", "even"),
+                ("format", "csv"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        let csv = handle(&store(), &request, today()).await.body;
+        let mut lines = csv.lines();
+        assert!(
+            lines
+                .next()
+                .is_some_and(|h| h.ends_with(",lineItems,sharedCost")),
+            "{csv}"
+        );
+        assert!(
+            csv.lines().any(
+                |l| l.starts_with("2024-06-01,2024-06-04,payments,true,30.5,")
+                    && l.ends_with(",15")
+            ),
+            "{csv}"
+        );
+        // A namespace shared with nowhere to go stays, with a warning.
+        let (_, nowhere) = get(
+            &store(),
+            "/allocation",
+            &[
+                ("window", "2024-06-03T00:00:00Z,2024-06-04T00:00:00Z"),
+                ("shareUnallocated", "true"),
+            ],
+        )
+        .await;
+        assert!(
+            close(&nowhere["data"][0][UNALLOCATED]["totalCost"], 100.0),
+            "{nowhere}"
+        );
+        assert!(
+            nowhere["meta"]["warnings"].as_array().is_some_and(|w| w
+                .iter()
+                .any(|w| w["warning"]["kind"] == "shareHasNoReceivers")),
+            "{nowhere}"
+        );
     }
 
     #[tokio::test]
@@ -898,6 +1141,7 @@ mod tests {
                     .collect(),
                     allocated: *ns != u,
                     costs: CostVector([*cost; 4]),
+                    shared: Default::default(),
                     resources: 1,
                     resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
                     line_items: 1,
@@ -1057,6 +1301,9 @@ mod tests {
                     "step" => "1d",
                     "costMetric" => "netCost",
                     "format" => "csv",
+                    "shareUnallocated" => "true",
+                    "shareCost" => "1500",
+                    "shareSplit" => "even",
                     _ => "payments",
                 };
                 query.push((name.clone(), example.to_string()));

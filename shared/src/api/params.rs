@@ -1,5 +1,6 @@
 //! `GET /allocation` parameters: parsed strictly, every error naming the parameter and what is allowed.
 
+use crate::domain::share::{parse_amount, ShareParameters, Split};
 use crate::domain::{CostMetric, Dimension, UsageWindow};
 use chrono::NaiveDate;
 use std::str::FromStr;
@@ -35,6 +36,8 @@ pub struct AllocationQuery {
     /// `filterNamespaces=a,b` …: keep groups whose value is one of these.
     pub filters: Vec<(Dimension, Vec<String>)>,
     pub csv: bool,
+    /// `shareNamespaces`, `shareUnallocated`, `shareCost`, `shareSplit` ([`crate::domain::share`]).
+    pub share: ShareParameters,
 }
 
 /// What one `GET /allocation` may ask for; each is refused with a 400 naming the parameter and the limit.
@@ -65,18 +68,22 @@ impl Default for Limits {
 
 /// Every parameter `GET /allocation` accepts, in the order the OpenAPI document lists them.
 pub fn allocation_parameters() -> Vec<String> {
-    let mut names: Vec<String> = PARAMETERS[..6].iter().map(|p| p.to_string()).collect();
+    let mut names: Vec<String> = PARAMETERS[..10].iter().map(|p| p.to_string()).collect();
     names.extend(Dimension::ALL.into_iter().filter_map(filter_parameter));
     names
 }
 
-const PARAMETERS: [&str; 7] = [
+const PARAMETERS: [&str; 11] = [
     "window",
     "aggregate",
     "accumulate",
     "step",
     "costMetric",
     "format",
+    "shareNamespaces",
+    "shareUnallocated",
+    "shareCost",
+    "shareSplit",
     "filter<Dimension>s",
 ];
 
@@ -216,24 +223,54 @@ impl AllocationQuery {
             Some("csv") => true,
             Some(v) => return Err(bad("format", format!("unknown format `{v}`"), "json, csv")),
         };
+        let list = |parameter: &str| -> Result<Option<Vec<String>>, ParamError> {
+            let Some(text) = get(parameter) else {
+                return Ok(None);
+            };
+            let values: Vec<String> = text
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
+            if values.is_empty() {
+                return Err(bad(
+                    parameter,
+                    "is empty".into(),
+                    "a comma-separated list of values",
+                ));
+            }
+            Ok(Some(values))
+        };
         let mut parsed = Vec::new();
         for (dimension, parameter) in &filters {
-            if let Some(text) = get(parameter) {
-                let values: Vec<String> = text
-                    .split(',')
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-                    .collect();
-                if values.is_empty() {
-                    return Err(bad(
-                        parameter,
-                        "is empty".into(),
-                        "a comma-separated list of values",
-                    ));
-                }
+            if let Some(values) = list(parameter)? {
                 parsed.push((*dimension, values));
             }
         }
+        let share = ShareParameters {
+            namespaces: list("shareNamespaces")?.unwrap_or_default(),
+            unallocated: boolean("shareUnallocated")?,
+            cost_per_month: match get("shareCost") {
+                None => None,
+                Some(text) => Some(parse_amount(text).map_err(|message| {
+                    bad(
+                        "shareCost",
+                        message,
+                        "a fixed amount per month, a finite number within ±1e15",
+                    )
+                })?),
+            },
+            split: match get("shareSplit") {
+                None => None,
+                Some(text) => Some(Split::parse(text).ok_or_else(|| {
+                    bad(
+                        "shareSplit",
+                        format!("`{text}` is not a split"),
+                        "even, weighted",
+                    )
+                })?),
+            },
+        };
         Ok(AllocationQuery {
             window,
             aggregate,
@@ -242,6 +279,7 @@ impl AllocationQuery {
             accumulate,
             filters: parsed,
             csv,
+            share,
         })
     }
 
@@ -298,6 +336,29 @@ mod tests {
     }
 
     #[test]
+    fn share_parameters_parse() {
+        let q = parse(&[
+            ("window", "7d"),
+            ("shareNamespaces", "kube-system, platform"),
+            ("shareUnallocated", "true"),
+            ("shareCost", "1500.5"),
+            ("shareSplit", "even"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            q.share,
+            ShareParameters {
+                namespaces: vec!["kube-system".into(), "platform".into()],
+                unallocated: true,
+                cost_per_month: Some(1500.5),
+                split: Some(Split::Even),
+            }
+        );
+        let q = parse(&[("window", "7d")]).expect("valid");
+        assert_eq!(q.share, ShareParameters::default());
+    }
+
+    #[test]
     fn defaults_are_namespace_and_amortized_net_cost() {
         let q = parse(&[("window", "7d")]).expect("valid");
         assert_eq!(q.aggregate, vec![Dimension::Namespace]);
@@ -349,6 +410,31 @@ mod tests {
                 vec![("window", "7d"), ("filterPods", " , ")],
                 "filterPods",
                 "empty",
+            ),
+            (
+                vec![("window", "7d"), ("shareNamespaces", ",")],
+                "shareNamespaces",
+                "empty",
+            ),
+            (
+                vec![("window", "7d"), ("shareCost", "NaN")],
+                "shareCost",
+                "NaN",
+            ),
+            (
+                vec![("window", "7d"), ("shareCost", "ten")],
+                "shareCost",
+                "ten",
+            ),
+            (
+                vec![("window", "7d"), ("shareSplit", "fair")],
+                "shareSplit",
+                "fair",
+            ),
+            (
+                vec![("window", "7d"), ("shareUnallocated", "1")],
+                "shareUnallocated",
+                "1",
             ),
         ] {
             let err = parse(&pairs).expect_err("must be rejected");

@@ -240,3 +240,14 @@ variable "api_max_groups" {
     error_message = "api_max_groups must be a whole number from 1 to 10000000."
   }
 }
+
+variable "share_rules" {
+  description = "Share rules every GET /allocation answer applies, as the JSON of a rules file (README: Shared costs), e.g. jsonencode({ rules = [...] }) or file(\"share-rules.json\"); empty for none. Becomes KUBECUR_SHARE_RULES (Lambda's environment holds at most 4 KB in all)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.share_rules == "" || can(jsondecode(var.share_rules).rules)
+    error_message = "share_rules must be empty or the JSON of a rules file: an object with a rules array."
+  }
+}

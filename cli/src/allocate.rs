@@ -6,6 +6,7 @@ use crate::progress::TerminalProgress;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::domain::plan::AccountId;
+use kubecur_shared::domain::share::{parse_amount, ShareParameters, ShareRules, Split};
 use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::{
@@ -52,6 +53,64 @@ pub fn request_from(args: &AllocateArgs) -> Result<(AllocationRequest, CostMetri
     ))
 }
 
+/// Reads a share rules file (JSON, [`ShareRules::parse_json`]); a mistake names the file, the rule
+/// and the field.
+pub fn read_share_rules(path: Option<&std::path::Path>) -> Result<ShareRules, CliError> {
+    let Some(path) = path else {
+        return Ok(ShareRules::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "--share-rules {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    ShareRules::parse_json(&text)
+        .map_err(|e| CliError::Usage(format!("--share-rules {}: {e}", path.display())))
+}
+
+/// The rules file's rules, then those the `--share-*` flags ask for.
+pub fn share_rules_from(args: &AllocateArgs) -> Result<ShareRules, CliError> {
+    let cost_per_month = match &args.share_cost {
+        None => None,
+        Some(text) => {
+            Some(parse_amount(text).map_err(|e| CliError::Usage(format!("--share-cost: {e}")))?)
+        }
+    };
+    let split = match &args.share_split {
+        None => None,
+        Some(text) => Some(Split::parse(text).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--share-split `{text}` is not a split; expected even or weighted"
+            ))
+        })?),
+    };
+    let namespaces: Vec<String> = args
+        .share_namespaces
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if args.share_namespaces.is_some() && namespaces.is_empty() {
+        return Err(CliError::Usage(
+            "--share-namespaces is empty; expected a comma-separated list of namespaces".into(),
+        ));
+    }
+    let rules = read_share_rules(args.share_rules.as_deref())?.with_parameters(&ShareParameters {
+        namespaces,
+        unallocated: args.share_unallocated,
+        cost_per_month,
+        split: split.clone(),
+    });
+    if split.is_some() && rules.is_empty() {
+        return Err(CliError::Usage(
+            "--share-split chooses how shared cost is split: give something to share (--share-namespaces, --share-unallocated, --share-cost or --share-rules)".into(),
+        ));
+    }
+    Ok(rules)
+}
+
 fn athena_table(text: &str) -> Result<TableRef, CliError> {
     match text.split_once('.') {
         Some((database, table)) if !database.is_empty() && !table.is_empty() => {
@@ -95,7 +154,17 @@ async fn show_sql(
 }
 
 pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
-    let (request, metric) = request_from(&args)?;
+    let (mut request, metric) = request_from(&args)?;
+    let rules = share_rules_from(&args)?;
+    if rules.has_fixed_amount() && request.window.is_none() {
+        return Err(kubecur_shared::domain::DomainError::ShareCostNeedsWindow.into());
+    }
+    let aggregate = request.group_by.clone();
+    if !rules.is_empty() {
+        // Allocated at the grain the rules need, shared, then regrouped: merged rows count a resource once.
+        request.group_by = rules.grain(&aggregate);
+        request.resource_ids |= request.group_by.len() > aggregate.len();
+    }
     if let Some(dialect) = args.show_sql {
         return show_sql(&args, dialect, &request).await;
     }
@@ -114,16 +183,25 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     }
     .await;
     progress.finish();
-    let allocation = result?;
+    let mut allocation = result?;
+    let mut sources = None;
+    if !rules.is_empty() {
+        let shared = rules.apply(&allocation, metric)?;
+        allocation = shared.allocation.regroup(&aggregate).ok_or_else(|| {
+            CliError::Failed("the shared allocation lost the requested keys".into())
+        })?;
+        sources = Some(shared.sources);
+    }
+    let sources = sources.as_deref();
     for warning in &allocation.warnings {
         eprintln!("warning: {warning}");
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match args.format {
-        Format::Table => output::write_table(&mut out, &allocation, metric),
-        Format::Json => output::write_json(&mut out, &allocation, metric),
-        Format::Csv => output::write_csv(&mut out, &allocation, metric),
+        Format::Table => output::write_table(&mut out, &allocation, sources, metric),
+        Format::Json => output::write_json(&mut out, &allocation, sources, metric),
+        Format::Csv => output::write_csv(&mut out, &allocation, sources, metric),
     };
     written.map_err(|e| CliError::Failed(format!("cannot write the output: {e}")))
 }

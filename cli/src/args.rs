@@ -54,6 +54,21 @@ pub struct AllocateArgs {
     /// Keep only this usage account. Repeatable.
     #[arg(long = "account", value_name = "ID")]
     pub accounts: Vec<String>,
+    /// Spread these namespaces' cost over the other namespaces' groups (comma-separated); they leave the answer.
+    #[arg(long, value_name = "NS[,NS]")]
+    pub share_namespaces: Option<String>,
+    /// Spread the untagged (`__unallocated__`) cost over the allocated groups.
+    #[arg(long)]
+    pub share_unallocated: bool,
+    /// Spread a fixed amount per month (pro-rated to the window) over the allocated groups.
+    #[arg(long, value_name = "AMOUNT", allow_negative_numbers = true)]
+    pub share_cost: Option<String>,
+    /// How shared cost is split: weighted (by each group's own cost of --metric) or even.
+    #[arg(long, value_name = "SPLIT")]
+    pub share_split: Option<String>,
+    /// Share rules for out-of-cluster shared resources, a JSON file (README: "Shared costs"); applied before the --share-* flags.
+    #[arg(long, value_name = "FILE")]
+    pub share_rules: Option<PathBuf>,
     /// Output format. JSON and CSV are for scripts: warnings then go to stderr only.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -109,6 +124,9 @@ pub struct ServeArgs {
     /// Read a concept from other tag keys, first non-empty wins, e.g. namespace=app.kubernetes.io/part-of,team. Repeatable.
     #[arg(long = "tag-key", value_name = "CONCEPT=KEY[,KEY]")]
     pub tag_keys: Vec<String>,
+    /// Share rules every answer applies before its share parameters, a JSON file (README: "Shared costs").
+    #[arg(long, value_name = "FILE")]
+    pub share_rules: Option<PathBuf>,
     /// Requests served at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,

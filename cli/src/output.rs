@@ -1,6 +1,7 @@
 //! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
 
 use kubecur_shared::api::{csv_field, group_name};
+use kubecur_shared::domain::share::SharedSource;
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -53,9 +54,11 @@ pub fn summary_line(allocation: &Allocation, summary: &Summary) -> String {
     )
 }
 
+/// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines).
 pub fn write_table(
     out: &mut impl Write,
     allocation: &Allocation,
+    sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
     let rows = allocation.display_rows(metric);
@@ -65,17 +68,20 @@ pub fn write_table(
         .iter()
         .map(|d| d.name().to_uppercase())
         .collect();
-    header.extend([
-        metric.name().to_string(),
-        "SHARE".into(),
-        "RESOURCES".into(),
-    ]);
+    header.push(metric.name().to_string());
+    if sources.is_some() {
+        header.push("SHARED".into());
+    }
+    header.extend(["SHARE".into(), "RESOURCES".into()]);
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
             let mut cells = row.keys.clone();
             let value = row.costs.get(metric);
             cells.push(money(value));
+            if sources.is_some() {
+                cells.push(money(row.shared.get(metric)));
+            }
             cells.push(if total.abs() > f64::EPSILON {
                 format!("{:.1} %", value / total * 100.0)
             } else {
@@ -112,12 +118,24 @@ pub fn write_table(
         out,
         "{}",
         summary_line(allocation, &allocation.summary(metric))
-    )
+    )?;
+    for source in sources.unwrap_or_default() {
+        writeln!(
+            out,
+            "shared by `{}`: {} {metric} from {} line items in {} groups",
+            source.rule,
+            money(source.costs.get(metric)),
+            source.line_items,
+            source.groups
+        )?;
+    }
+    Ok(())
 }
 
 pub fn write_json(
     out: &mut impl Write,
     allocation: &Allocation,
+    sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
     let rows: Vec<serde_json::Value> = allocation
@@ -132,6 +150,7 @@ pub fn write_json(
             for m in CostMetric::ALL {
                 object.insert(m.name().to_string(), row.costs.get(m).into());
             }
+            object.insert("sharedCost".into(), row.shared.get(metric).into());
             object.insert("resources".into(), row.resources.into());
             object.insert("lineItems".into(), row.line_items.into());
             serde_json::Value::Object(object)
@@ -144,15 +163,27 @@ pub fn write_json(
         "metric": metric,
         "rows": rows,
         "summary": allocation.summary(metric),
+        "shared": sources.unwrap_or_default().iter().map(|s| serde_json::json!({
+            "rule": s.rule,
+            "totalCost": s.costs.get(metric),
+            "listCost": s.costs.get(CostMetric::ListCost),
+            "netCost": s.costs.get(CostMetric::NetCost),
+            "amortizedCost": s.costs.get(CostMetric::AmortizedCost),
+            "amortizedNetCost": s.costs.get(CostMetric::AmortizedNetCost),
+            "lineItems": s.line_items,
+            "groups": s.groups,
+        })).collect::<Vec<_>>(),
         "warnings": allocation.warnings.iter().map(|w| serde_json::json!({"warning": w, "message": w.to_string()})).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &document)?;
     writeln!(out)
 }
 
+/// With `sources` (sharing), a `sharedCost` column after the metric's.
 pub fn write_csv(
     out: &mut impl Write,
     allocation: &Allocation,
+    sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
     let mut header: Vec<String> = allocation
@@ -161,10 +192,16 @@ pub fn write_csv(
         .map(|d| d.name().to_string())
         .collect();
     header.push(metric.name().to_string());
+    if sources.is_some() {
+        header.push("sharedCost".into());
+    }
     writeln!(out, "{}", header.join(","))?;
     for row in allocation.display_rows(metric) {
         let mut cells: Vec<String> = row.keys.iter().map(|k| csv_field(k)).collect();
         cells.push(row.costs.get(metric).to_string());
+        if sources.is_some() {
+            cells.push(row.shared.get(metric).to_string());
+        }
         writeln!(out, "{}", cells.join(","))?;
     }
     Ok(())
@@ -196,6 +233,7 @@ mod tests {
             keys: vec![namespace.to_string()],
             allocated: true,
             costs: CostVector([cost; 4]),
+            shared: Default::default(),
             resources: 1,
             resource_ids: None,
             line_items: 1,
@@ -208,7 +246,7 @@ mod tests {
             warnings: vec![],
         };
         let mut out = Vec::new();
-        write_csv(&mut out, &allocation, CostMetric::AmortizedNetCost).expect("written");
+        write_csv(&mut out, &allocation, None, CostMetric::AmortizedNetCost).expect("written");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "namespace,amortizedNetCost\n'=1+2,3\n'@x,1\n'-team,-2.5\n"

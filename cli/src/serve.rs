@@ -8,6 +8,7 @@ use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiResponse, Limits, MemoryStore};
 use kubecur_shared::config::tag_mapping;
+use kubecur_shared::domain::share::ShareRules;
 use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
 use kubecur_shared::domain::{AllocationRequest, Dimension};
 use kubecur_shared::pipeline::publish::{build, publish};
@@ -81,6 +82,7 @@ fn serve_requests(
     store: &MemoryStore,
     runtime: &tokio::runtime::Handle,
     limits: &Limits,
+    share: &ShareRules,
 ) {
     loop {
         let request = match server.recv() {
@@ -100,6 +102,7 @@ fn serve_requests(
             Some(query),
             today,
             limits,
+            share,
         ));
         respond(request, response);
     }
@@ -129,6 +132,10 @@ pub fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
+    // A bad rules file is refused before the CUR is read.
+    let share = Arc::new(crate::allocate::read_share_rules(
+        args.share_rules.as_deref(),
+    )?);
     let progress = Arc::new(TerminalProgress::new());
     let loaded = load(&args.cur, &args.tag_keys, progress.clone()).await;
     progress.finish();
@@ -152,8 +159,15 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Handle::current();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (server, store, runtime) = (server.clone(), store.clone(), runtime.clone());
-            tokio::task::spawn_blocking(move || serve_requests(&server, &store, &runtime, &limits))
+            let (server, store, runtime, share) = (
+                server.clone(),
+                store.clone(),
+                runtime.clone(),
+                share.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                serve_requests(&server, &store, &runtime, &limits, &share)
+            })
         })
         .collect();
     for worker in workers {

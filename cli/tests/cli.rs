@@ -652,3 +652,172 @@ fn a_data_export_reads_the_files_of_its_newest_manifest() {
         "{newest:?} vs {only_e2:?}"
     );
 }
+
+/// The README's worked example (docs/examples/shared-rds): payments, search and checkout spend 600,
+/// 300 and 100 on S3 in June 2024; an untagged RDS database they all use costs 900.
+fn shared_rds(extra: &[&str]) -> (Output, BTreeMap<String, (f64, f64)>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/shared-rds");
+    let cur = root.join("cur").display().to_string();
+    let mut args = vec![
+        "allocate", "--cur", &cur, "--period", "2024-06", "--metric", "listCost", "--format", "csv",
+    ];
+    let rules: Vec<String> = extra
+        .iter()
+        .map(|a| match a.strip_prefix("rules:") {
+            Some(file) => root.join(file).display().to_string(),
+            None => a.to_string(),
+        })
+        .collect();
+    args.extend(rules.iter().map(String::as_str));
+    let out = kubecur(&args);
+    let mut rows = BTreeMap::new();
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    if out.status.success() {
+        assert_eq!(
+            lines.next(),
+            Some("namespace,listCost,sharedCost"),
+            "{stdout}"
+        );
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| cells[i].parse::<f64>().expect("a number");
+            rows.insert(cells[0].to_string(), (number(1), number(2)));
+        }
+    }
+    (out, rows)
+}
+
+#[test]
+fn the_readme_shared_rds_example_splits_by_weight_evenly_and_by_percentages() {
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    for (extra, expected) in [
+        // Weighted by own cost 600 : 300 : 100 → 540, 270, 90.
+        (
+            vec!["--share-rules", "rules:share-rules.json"],
+            [
+                ("payments", 1140.0, 540.0),
+                ("search", 570.0, 270.0),
+                ("checkout", 190.0, 90.0),
+            ],
+        ),
+        // Even: 300 each.
+        (
+            vec!["--share-unallocated", "--share-split", "even"],
+            [
+                ("payments", 900.0, 300.0),
+                ("search", 600.0, 300.0),
+                ("checkout", 400.0, 300.0),
+            ],
+        ),
+        // Fixed percentages 50 / 30 / 20 → 450, 270, 180.
+        (
+            vec!["--share-rules", "rules:share-rules-percent.json"],
+            [
+                ("payments", 1050.0, 450.0),
+                ("search", 570.0, 270.0),
+                ("checkout", 280.0, 180.0),
+            ],
+        ),
+    ] {
+        let (out, rows) = shared_rds(&extra);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        assert_eq!(
+            rows.len(),
+            3,
+            "{extra:?}: the untagged RDS left the answer: {rows:?}"
+        );
+        for (namespace, total, shared) in expected {
+            let (got_total, got_shared) = rows[namespace];
+            assert!(
+                close(got_total, total) && close(got_shared, shared),
+                "{extra:?} {namespace}: {got_total} ({got_shared} shared), expected {total} ({shared})"
+            );
+        }
+        let sum: f64 = rows.values().map(|(t, _)| t).sum();
+        assert!(
+            close(sum, 1900.0),
+            "{extra:?}: the June total is 1,900, got {sum}"
+        );
+    }
+    // The table shows the SHARED column and what each rule moved.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/shared-rds");
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &root.join("cur").display().to_string(),
+        "--period",
+        "2024-06",
+        "--metric",
+        "listCost",
+        "--share-rules",
+        &root.join("share-rules.json").display().to_string(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("SHARED"), "{stdout}");
+    assert!(
+        stdout.contains("shared by `shared RDS`: 900.00 listCost from 30 line items in 1 groups"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_share_arguments_exit_2_naming_the_rule_and_the_field() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let bad = dir.path().join("rules.json");
+    std::fs::write(
+        &bad,
+        r#"{"rules": [{"name": "shared RDS", "select": {"service": "AmazonRDS"}, "split": {"percent": {"payments": 60, "search": 30}}}]}"#,
+    )
+    .expect("written");
+    let bad = bad.display().to_string();
+    for (extra, needles) in [
+        (
+            vec!["--share-rules", bad.as_str()],
+            vec!["rules.json", "`shared RDS`", "split.percent", "90"],
+        ),
+        (vec!["--share-cost", "NaN"], vec!["--share-cost", "NaN"]),
+        (
+            vec!["--share-split", "fair", "--share-unallocated"],
+            vec!["--share-split", "fair"],
+        ),
+        (
+            vec!["--share-split", "even"],
+            vec!["give something to share"],
+        ),
+        (
+            vec!["--share-namespaces", " , "],
+            vec!["--share-namespaces", "empty"],
+        ),
+    ] {
+        let (out, _) = shared_rds(&extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "{extra:?}: missing `{needle}` in {stderr}"
+            );
+        }
+    }
+    // A fixed amount needs a window to be pro-rated over.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/shared-rds/cur");
+    let out = kubecur(&[
+        "allocate",
+        "--cur",
+        &root.display().to_string(),
+        "--share-cost",
+        "100",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pro-rated to the window"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -353,6 +353,21 @@ impl AwsEnv {
 
     /// The API's answer to an API Gateway v2 event (fixture `name`, query string replaced when given).
     pub async fn api(&self, name: &str, raw_query: Option<&str>) -> (u16, Value) {
+        self.api_sharing(
+            &kubecur_shared::domain::share::ShareRules::default(),
+            name,
+            raw_query,
+        )
+        .await
+    }
+
+    /// [`AwsEnv::api`] with share rules configured on the function (`KUBECUR_SHARE_RULES`).
+    pub async fn api_sharing(
+        &self,
+        share: &kubecur_shared::domain::share::ShareRules,
+        name: &str,
+        raw_query: Option<&str>,
+    ) -> (u16, Value) {
         let mut event = fixture(name);
         if let Some(query) = raw_query {
             event["rawQueryString"] = json!(query);
@@ -362,7 +377,13 @@ impl AwsEnv {
         }
         let request =
             lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
-        let response = allocation_api::handle(&self.store(), request).await;
+        let response = allocation_api::handle_with_limits(
+            &self.store(),
+            &kubecur_shared::api::Limits::default(),
+            share,
+            request,
+        )
+        .await;
         let status = response.status().as_u16();
         let body = match response.body() {
             lambda_http::Body::Text(text) => text.clone(),

@@ -25,8 +25,8 @@ use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::tags::TagCell;
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::{
-    Allocation, AllocationPlan, AllocationRequest, AllocationRow, CostVector, Dialect, Dimension,
-    Flavour, TableRef, UsageWindow, UNALLOCATED,
+    Allocation, AllocationPlan, AllocationRequest, AllocationRow, CostMetric, CostVector, Dialect,
+    Dimension, Flavour, TableRef, UsageWindow, UNALLOCATED,
 };
 use kubecur_shared::ports::TableSink;
 use kubecur_shared::service::read_allocation;
@@ -398,18 +398,50 @@ fn windows_and_periods_never_panic() {
 
 /// A memory store serving June 2024 from a small full-grain allocation.
 fn store() -> MemoryStore {
+    let full = full_allocation();
+    let store = MemoryStore::default();
+    for (period, allocation) in split_by_period(&full).expect("splits") {
+        let groups = build_snapshot(&allocation).expect("builds");
+        let info = SnapshotInfo::describe(
+            &allocation,
+            &groups,
+            SnapshotOrigin {
+                period,
+                version: 1,
+                run_id: "fuzz".into(),
+                source: "fuzz".into(),
+                computed_at: "2024-07-01T00:00:00Z".into(),
+            },
+        );
+        store.publish(info, groups);
+    }
+    store
+}
+
+/// The store's allocation over June 2024 (a window, so that fixed shared amounts can be pro-rated).
+fn store_allocation() -> Allocation {
+    let mut full = full_allocation();
+    full.window = Some(UsageWindow::billing_period(
+        kubecur_shared::domain::window::BillingPeriod::parse("2024-06").expect("valid"),
+    ));
+    full
+}
+
+/// A small full-grain allocation of June 2024: odd namespaces and untagged cost.
+fn full_allocation() -> Allocation {
     let u = UNALLOCATED;
     let row = |keys: [&str; 9], cost: f64| AllocationRow {
         keys: keys.iter().map(|k| k.to_string()).collect(),
         allocated: keys[2] != u,
         costs: CostVector([cost; 4]),
+        shared: Default::default(),
         resources: 1,
         resource_ids: Some(kubecur_shared::domain::resources::ResourceSet::from_hashes(
             [1],
         )),
         line_items: 1,
     };
-    let full = Allocation {
+    Allocation {
         flavour: Flavour::Cur2,
         window: None,
         group_by: Dimension::ALL.to_vec(),
@@ -448,24 +480,7 @@ fn store() -> MemoryStore {
             ),
         ],
         warnings: Vec::new(),
-    };
-    let store = MemoryStore::default();
-    for (period, allocation) in split_by_period(&full).expect("splits") {
-        let groups = build_snapshot(&allocation).expect("builds");
-        let info = SnapshotInfo::describe(
-            &allocation,
-            &groups,
-            SnapshotOrigin {
-                period,
-                version: 1,
-                run_id: "fuzz".into(),
-                source: "fuzz".into(),
-                computed_at: "2024-07-01T00:00:00Z".into(),
-            },
-        );
-        store.publish(info, groups);
     }
-    store
 }
 
 /// Query strings: the API's parameter names with near-valid values, escapes and junk.
@@ -473,7 +488,8 @@ fn query_string() -> impl Strategy<Value = String> {
     let name = prop_oneof![
         4 => prop::sample::select(vec!["window", "aggregate", "costMetric", "step", "accumulate",
             "format", "filterNamespaces", "filterClusters", "filterPods", "filterAccounts",
-            "filterServices", "filterDeployments", "unknown", "", "window%3D", "a+b"])
+            "filterServices", "filterDeployments", "shareNamespaces", "shareUnallocated",
+            "shareCost", "shareSplit", "unknown", "", "window%3D", "a+b"])
             .prop_map(str::to_string),
         1 => "[^&=]{0,8}",
     ];
@@ -482,7 +498,8 @@ fn query_string() -> impl Strategy<Value = String> {
             "2024-06-01T00%3A00%3A00Z%2C2024-06-03T00%3A00%3A00Z", "1717200000,1717372800",
             "month", "lastmonth", "7d", "namespace", "namespace,pod", "day,namespace,service",
             "nothing", "listCost", "amortizedNetCost", "1d", "24h", "2d", "true", "false", "csv",
-            "json", "a,,b", ",", "%", "%zz", "%C3%A9", "+", "a%2Fb", ""])
+            "json", "a,,b", ",", "%", "%zz", "%C3%A9", "+", "a%2Fb", "payments", "even",
+            "weighted", "1500", "-1e15", "1e16", "NaN", "inf", ""])
             .prop_map(str::to_string),
         1 => "[^&]{0,16}",
     ];
@@ -530,6 +547,62 @@ fn query_strings_and_the_api_never_panic() {
             );
         },
     );
+}
+
+/// A share rules file (`--share-rules`, `KUBECUR_SHARE_RULES`) with up to four nodes replaced or removed.
+fn rules_file() -> impl Strategy<Value = String> {
+    let valid = json!({"rules": [
+        {"name": "shared RDS", "select": {"service": ["AmazonRDS"], "unallocated": true},
+         "target": {"namespace": ["payments", "search"]}, "split": "weighted"},
+        {"name": "support", "amountPerMonth": 1500, "split": "even"},
+        {"select": {"namespace": "logging"}, "split": {"percent": {"payments": 50, "search": 50}}}
+    ]});
+    let edits = proptest::collection::vec(
+        (
+            proptest::collection::vec(0usize..64, 0..6),
+            proptest::option::weighted(0.8, json_value()),
+        ),
+        0..4,
+    );
+    prop_oneof![
+        4 => edits.prop_map(move |edits| {
+            let mut rules = valid.clone();
+            for (path, replacement) in edits {
+                mutate(&mut rules, &path, replacement);
+            }
+            rules.to_string()
+        }),
+        1 => any::<String>(),
+    ]
+}
+
+#[test]
+fn share_rules_files_never_panic_and_what_parses_applies() {
+    let allocation = store_allocation();
+    fuzz("share rules files", 2000, rules_file(), |text| {
+        if let Ok(rules) = kubecur_shared::domain::share::ShareRules::parse_json(&text) {
+            // Whatever parses applies to an allocation at its grain without losing cost.
+            let Some(at_grain) = allocation.regroup(&rules.grain(&[])) else {
+                return;
+            };
+            let before = at_grain.totals();
+            let shared = rules
+                .apply(&at_grain, CostMetric::ListCost)
+                .expect("a windowed allocation at the rules' grain");
+            let placed: f64 = shared
+                .sources
+                .iter()
+                .filter(|s| s.line_items == 0)
+                .map(|s| s.costs.get(CostMetric::ListCost))
+                .sum();
+            let after = shared.allocation.totals().get(CostMetric::ListCost);
+            let expected = before.get(CostMetric::ListCost) + placed;
+            assert!(
+                (after - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "{text}: {after} != {expected}"
+            );
+        }
+    });
 }
 
 /// A plan over legacy columns by namespace, and the result columns Athena returns for it.

@@ -76,11 +76,12 @@ async fn a_delivery_flows_to_the_api_with_kubecur_allocates_numbers() {
     );
 }
 
-/// June by namespace from the API equals the local engine's answer (`kubecur allocate --period
-/// 2024-06 --aggregate namespace`) on the uploaded export; returns the local allocation.
-async fn assert_api_matches_local(env: &AwsEnv) -> kubecur_shared::domain::Allocation {
-    let (status, body) = env.api("apigw-v2-allocation.json", None).await;
-    assert_eq!(status, 200, "{body}");
+/// June of the uploaded export by `group_by`, on the local engine (`kubecur allocate --period 2024-06`).
+async fn allocate_june(
+    env: &AwsEnv,
+    group_by: Vec<Dimension>,
+    resource_ids: bool,
+) -> kubecur_shared::domain::Allocation {
     let mut engine = kubecur_shared::adapters::datafusion::DataFusionQueryEngine::open(
         &env.export.to_string_lossy(),
         Some(UsageWindow::billing_period(june())),
@@ -90,12 +91,21 @@ async fn assert_api_matches_local(env: &AwsEnv) -> kubecur_shared::domain::Alloc
     .expect("readable");
     let request = AllocationRequest {
         window: Some(UsageWindow::billing_period(june())),
-        group_by: vec![Dimension::Namespace],
+        group_by,
+        resource_ids,
         ..AllocationRequest::default()
     };
-    let local = service::allocate(&mut engine, &request)
+    service::allocate(&mut engine, &request)
         .await
-        .expect("allocated");
+        .expect("allocated")
+}
+
+/// June by namespace from the API equals the local engine's answer (`kubecur allocate --period
+/// 2024-06 --aggregate namespace`) on the uploaded export; returns the local allocation.
+async fn assert_api_matches_local(env: &AwsEnv) -> kubecur_shared::domain::Allocation {
+    let (status, body) = env.api("apigw-v2-allocation.json", None).await;
+    assert_eq!(status, 200, "{body}");
+    let local = allocate_june(env, vec![Dimension::Namespace], false).await;
     let metric = CostMetric::AmortizedNetCost;
     let rows = local.display_rows(metric);
     let set = body["data"][0].as_object().expect("one set");
@@ -232,6 +242,92 @@ async fn a_legacy_cur_delivery_flows_to_the_api() {
         2,
         "identical bytes, new delivery: {outcomes:?}"
     );
+}
+
+/// Shared cost through the deployed path (snapshot in DynamoDB, the API function with configured
+/// rules and share parameters) equals the same rules over `kubecur allocate`'s allocation.
+#[tokio::test]
+async fn shared_cost_through_the_pipeline_equals_the_local_answer() {
+    use kubecur_shared::domain::share::{ShareParameters, ShareRules};
+    let env = env().await;
+    let outcome = deliver(&env, FIRST_DELIVERY).await;
+    assert!(
+        matches!(outcome, WriterOutcome::Published { .. }),
+        "{outcome:?}"
+    );
+    let configured = ShareRules::parse_json(
+        r#"{"rules": [{"name": "shared RDS", "select": {"service": "AmazonRDS", "unallocated": true},
+            "split": {"percent": {"payments": 70, "search": 30}}}]}"#,
+    )
+    .expect("valid");
+    let (status, body) = env
+        .api_sharing(
+            &configured,
+            "apigw-v2-allocation.json",
+            Some("window=2024-06-01T00%3A00%3A00Z%2C2024-07-01T00%3A00%3A00Z&aggregate=namespace&costMetric=listCost&shareNamespaces=kube-system&shareSplit=even"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let rules = configured.with_parameters(&ShareParameters {
+        namespaces: vec!["kube-system".into()],
+        split: Some(kubecur_shared::domain::share::Split::Even),
+        ..ShareParameters::default()
+    });
+    let metric = CostMetric::ListCost;
+    let local = allocate_june(&env, rules.grain(&[Dimension::Namespace]), true).await;
+    let shared = rules.apply(&local, metric).expect("shared");
+    let answer = shared
+        .allocation
+        .regroup(&[Dimension::Namespace])
+        .expect("regrouped");
+    let rows = answer.display_rows(metric);
+    assert!(
+        rows.iter().all(|r| r.keys[0] != "kube-system"),
+        "kube-system is shared"
+    );
+    let set = body["data"][0].as_object().expect("one set");
+    assert_eq!(set.len(), rows.len(), "{body}");
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * a.abs().max(1.0);
+    for row in &rows {
+        let api = &set[&row.keys[0]];
+        for (field, local) in [
+            ("totalCost", row.costs.get(metric)),
+            ("sharedCost", row.shared.get(metric)),
+        ] {
+            let got = api[field].as_f64().expect("number");
+            assert!(
+                close(got, local),
+                "{} {field}: API {got} vs local {local}",
+                row.keys[0]
+            );
+        }
+    }
+    assert!(
+        set["payments"]["sharedCost"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{body}"
+    );
+    let listed: Vec<(String, f64)> = body["meta"]["shared"]
+        .as_array()
+        .expect("listed")
+        .iter()
+        .map(|s| {
+            (
+                s["rule"].as_str().unwrap_or_default().to_string(),
+                s["totalCost"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 2, "{body}");
+    for ((rule, amount), source) in listed.iter().zip(&shared.sources) {
+        assert_eq!(rule, &source.rule);
+        assert!(close(*amount, source.costs.get(metric)), "{rule}: {amount}");
+    }
+    // Nothing is lost: the answer's total is June's total.
+    let total = body["meta"]["summary"]["total"].as_f64().expect("number");
+    assert!(close(total, local.totals().get(metric)), "{total}");
 }
 
 #[tokio::test]

@@ -19,7 +19,8 @@ pub enum Command {
     Allocate(AllocateArgs),
     /// Write a realistic synthetic CUR in every flavour, to try kubecur without a billing account.
     Sample(SampleArgs),
-    /// Allocate a CUR once, then serve the pipeline's HTTP API (GET /allocation, GET /status) from memory.
+    /// Allocate a CUR once, then serve the pipeline's HTTP API (GET /allocation, GET /status) and the Cost
+    /// Allocation page (GET /) from memory; or, with --api URL, the page in front of a deployed API.
     Serve(ServeArgs),
     /// Check a deployment (read-only): credentials, the Data Export, cost allocation tags, the Glue
     /// table, the newest delivery, the pipeline and its last runs, the Athena workgroup.
@@ -116,8 +117,25 @@ pub struct SampleArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The CUR export: a local directory or file, or s3://BUCKET/PREFIX.
-    #[arg(long, value_name = "PATH")]
-    pub cur: String,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "api",
+        conflicts_with = "api"
+    )]
+    pub cur: Option<String>,
+    /// Serve the page in front of this deployed API instead (its URL, e.g.
+    /// https://abc123.execute-api.eu-west-1.amazonaws.com): requests are signed with your AWS
+    /// credentials (SigV4, execute-api), or sent with the bearer token in KUBECUR_API_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// The API's region for signing (default: from the URL, else AWS_REGION).
+    #[arg(long, value_name = "REGION", requires = "api")]
+    pub region: Option<String>,
+    /// Serve the page's files from this directory instead of the built-in ones (for working on the page:
+    /// shared/src/api/page).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub page_dir: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9003")]
     pub listen: String,

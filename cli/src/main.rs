@@ -7,6 +7,7 @@ mod args;
 mod doctor;
 mod output;
 mod progress;
+mod proxy;
 mod sample;
 mod serve;
 mod setup;

@@ -1,9 +1,11 @@
 //! `kubecur serve`: the pipeline's API on this machine. The CUR is allocated once at full grain with the
 //! embedded engine, split into one snapshot per billing period exactly as the writer function does, and
-//! served by the same handler code as the Lambda (`kubecur_shared::api`) from a memory store.
+//! served by the same handler code as the Lambda (`kubecur_shared::api`) from a memory store. With
+//! `--api URL` it serves the Cost Allocation page in front of a deployed API instead ([`crate::proxy`]).
 
 use crate::args::ServeArgs;
 use crate::progress::TerminalProgress;
+use crate::proxy::Proxy;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiResponse, Limits, MemoryStore};
@@ -75,14 +77,86 @@ fn respond(request: tiny_http::Request, response: ApiResponse) {
     }
 }
 
+/// What answers the API routes: the CUR allocated in memory, or a deployed API behind the proxy.
+enum Backend {
+    Local(MemoryStore),
+    Remote(Proxy),
+}
+
+fn respond_with(request: tiny_http::Request, status: u16, content_type: &str, body: Vec<u8>) {
+    let mut reply = tiny_http::Response::from_data(body).with_status_code(status);
+    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type) {
+        reply = reply.with_header(header);
+    }
+    if let Err(err) = request.respond(reply) {
+        tracing::warn!(error = %err, "Could not send a response.");
+    }
+}
+
+/// `--page-dir`: the page's file read from disk, for working on the page without a rebuild.
+fn page_from_dir(dir: &std::path::Path, path: &str, method: &str) -> Option<ApiResponse> {
+    let asset = api::page::asset(path.trim_end_matches('/'))?;
+    let mut response = api::page::response(asset, method);
+    if response.status == 200 {
+        match std::fs::read_to_string(dir.join(asset.file)) {
+            Ok(body) => response.body = body,
+            Err(err) => {
+                tracing::warn!(error = %err, file = asset.file, "Serving the built-in file.")
+            }
+        }
+    }
+    Some(response)
+}
+
+/// One request to the deployed API: the page's files are served here, `GET`s are forwarded signed,
+/// and a failure to reach the API is a 502 whose message the page shows.
+fn serve_remote(
+    request: tiny_http::Request,
+    proxy: &Proxy,
+    path: &str,
+    query: &str,
+    runtime: &tokio::runtime::Handle,
+) {
+    if let Some(asset) = api::page::asset(path.trim_end_matches('/')) {
+        let response = api::page::response(asset, request.method().as_str());
+        return respond(request, response);
+    }
+    if !matches!(
+        request.method(),
+        tiny_http::Method::Get | tiny_http::Method::Head
+    ) {
+        let body = serde_json::json!({ "code": 405, "status": "error", "message": "only GET is forwarded" });
+        return respond_with(
+            request,
+            405,
+            "application/json",
+            body.to_string().into_bytes(),
+        );
+    }
+    match runtime.block_on(proxy.forward(path, query)) {
+        Ok(answer) => respond_with(request, answer.status, &answer.content_type, answer.body),
+        Err(message) => {
+            tracing::warn!(%message, "The API could not be reached.");
+            let body = serde_json::json!({ "code": 502, "status": "error", "message": message });
+            respond_with(
+                request,
+                502,
+                "application/json",
+                body.to_string().into_bytes(),
+            )
+        }
+    }
+}
+
 /// One worker: takes requests off the shared listener until it closes. Several run at once, each on
 /// its own thread; the store is read-only after loading, so they share it without contention.
 fn serve_requests(
     server: &tiny_http::Server,
-    store: &MemoryStore,
+    backend: &Backend,
     runtime: &tokio::runtime::Handle,
     limits: &Limits,
     share: &ShareRules,
+    page_dir: Option<&std::path::Path>,
 ) {
     loop {
         let request = match server.recv() {
@@ -94,6 +168,18 @@ fn serve_requests(
         };
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        if let Some(page) = page_dir.and_then(|d| page_from_dir(d, path, request.method().as_str()))
+        {
+            respond(request, page);
+            continue;
+        }
+        let store = match backend {
+            Backend::Local(store) => store,
+            Backend::Remote(proxy) => {
+                serve_remote(request, proxy, path, query, runtime);
+                continue;
+            }
+        };
         let today = chrono::Utc::now().date_naive();
         let response = runtime.block_on(api::handle_http(
             store,
@@ -132,14 +218,26 @@ pub fn listen(address: &str) -> std::io::Result<std::net::TcpListener> {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
+    if args.api.is_some() && args.share_rules.is_some() {
+        return Err(CliError::Usage(
+            "--share-rules applies to --cur; a deployed API applies the rules it is configured with (KUBECUR_SHARE_RULES)".into(),
+        ));
+    }
     // A bad rules file is refused before the CUR is read.
     let share = Arc::new(crate::allocate::read_share_rules(
         args.share_rules.as_deref(),
     )?);
-    let progress = Arc::new(TerminalProgress::new());
-    let loaded = load(&args.cur, &args.tag_keys, progress.clone()).await;
-    progress.finish();
-    let store = Arc::new(loaded?);
+    let backend = match (&args.cur, &args.api) {
+        (Some(cur), _) => {
+            let progress = Arc::new(TerminalProgress::new());
+            let loaded = load(cur, &args.tag_keys, progress.clone()).await;
+            progress.finish();
+            Backend::Local(loaded?)
+        }
+        (None, Some(url)) => Backend::Remote(Proxy::connect(url, args.region.clone()).await?),
+        (None, None) => return Err(CliError::Usage("give --cur PATH or --api URL".into())),
+    };
+    let backend = Arc::new(backend);
     let listener = listen(&args.listen)
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let server = Arc::new(
@@ -152,21 +250,36 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             .unwrap_or(2)
     });
     let limits = args.limits();
-    eprintln!(
-        "serving http://{}/allocation?window=month&aggregate=namespace, /status and /openapi.json with {threads} threads (Ctrl-C stops)",
-        args.listen
-    );
+    match backend.as_ref() {
+        Backend::Local(_) => eprintln!(
+            "serving the Cost Allocation page at http://{0}/ and the API at http://{0}/allocation?window=month&aggregate=namespace, /status and /openapi.json with {threads} threads (Ctrl-C stops)",
+            args.listen
+        ),
+        Backend::Remote(proxy) => eprintln!(
+            "serving the Cost Allocation page at http://{}/ in front of {} with {threads} threads (Ctrl-C stops)",
+            args.listen,
+            proxy.describe()
+        ),
+    }
     let runtime = tokio::runtime::Handle::current();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (server, store, runtime, share) = (
+            let (server, backend, runtime, share) = (
                 server.clone(),
-                store.clone(),
+                backend.clone(),
                 runtime.clone(),
                 share.clone(),
             );
+            let page_dir = args.page_dir.clone();
             tokio::task::spawn_blocking(move || {
-                serve_requests(&server, &store, &runtime, &limits, &share)
+                serve_requests(
+                    &server,
+                    &backend,
+                    &runtime,
+                    &limits,
+                    &share,
+                    page_dir.as_deref(),
+                )
             })
         })
         .collect();

@@ -582,7 +582,7 @@ def deploy(cfn_path: str) -> int:
         c.equal(
             "allocation-api invoke permissions, one per route, scoped to the execute-api ARN (API id is a stand-in: HttpApi not deployed)",
             sorted(g["Condition"]["ArnLike"]["AWS:SourceArn"] for g in api_grants),
-            [f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/allocation", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/openapi.json", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/status"],
+            [f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/allocation", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/openapi.json", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/page/*", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:stubapiid/*/GET/status"],
         )
 
         # --- what moto could not deploy: static checks of the translated template only
@@ -603,7 +603,7 @@ def deploy(cfn_path: str) -> int:
             c.check(f"static: {fid} async retries 2, max age 6 h, on-failure -> {qid}", ic.get("MaximumRetryAttempts") == 2 and ic.get("MaximumEventAgeInSeconds") == 21600 and ic.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == {"Fn::GetAtt": [qid, "Arn"]}, ic)
         c.equal("static: no invoke config for the synchronous API function", "AllocationApiFunction" in invoke_configs, False)
         routes = {props(l)["RouteKey"]: props(l) for l, r in res.items() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-        c.equal("static: routes", sorted(routes), ["GET /allocation", "GET /openapi.json", "GET /status"])
+        c.equal("static: routes", sorted(routes), ["GET /", "GET /allocation", "GET /openapi.json", "GET /page/{file}", "GET /status"])
         c.check("static: routes authorize with AWS_IAM unless JWT", all(r["AuthorizationType"] == {"Fn::If": ["UseJwt", "JWT", "AWS_IAM"]} for r in routes.values()), routes)
         integ = props("HttpApiIntegration")
         c.equal("static: integration", (integ["IntegrationType"], integ["PayloadFormatVersion"], integ["IntegrationUri"]), ("AWS_PROXY", "2.0", {"Fn::GetAtt": ["AllocationApiFunction", "Arn"]}))
@@ -660,7 +660,7 @@ def deploy(cfn_path: str) -> int:
         c.equal("static: export only with CreateDataExport, after the bucket policy", (res["CurDataExport"].get("Condition"), res["CurDataExport"].get("DependsOn")), ("CreateDataExportCondition", "ExportBucketPolicy"))
         if "CurGlueDatabase" in dict(stripped):
             c.equal("static: Glue database named by the parameter", props("CurGlueDatabase")["DatabaseInput"]["Name"], {"Ref": "GlueDatabase"})
-        covered = {"ReconcilerSchedule", "ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "OpenApiRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
+        covered = {"ReconcilerSchedule", "ExportBucketPolicy", "CurDataExport", "CurGlueDatabase", "HttpApi", "AthenaWorkGroup", "ResultsBucketPolicy", "HttpApiIntegration", "AllocationRoute", "StatusRoute", "OpenApiRoute", "PageRoute", "PageFilesRoute", "HttpApiJwtAuthorizer", "HttpApiStage", "FailedAllocationRunsMetricFilter", "CurGlueTable", "DeadLetterQueuePolicy"}
         covered |= set(alarms) | {l for l, r in res.items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"}
         unchecked = sorted(l for l, _t in stripped if l not in covered)
         c.equal("every stripped resource has a static check", unchecked, [])

@@ -5,8 +5,10 @@
 //! - `GET /allocation?window=…&aggregate=…&accumulate=…&step=…&costMetric=…&filter<Dimension>s=…&format=json|csv`
 //! - `GET /status`
 //! - `GET /openapi.json`: the OpenAPI 3.1 document of these routes (`openapi.json` beside this file)
+//! - `GET /` and `GET /page/…`: the Cost Allocation page, which reads only the routes above ([`page`])
 
 mod memory;
+pub mod page;
 mod params;
 #[cfg(test)]
 mod schema_check;
@@ -60,6 +62,9 @@ impl ApiResponse {
         let mut headers = vec![("Content-Type", self.content_type)];
         if self.status == 405 {
             headers.push(("Allow", "GET, HEAD"));
+        }
+        if self.content_type.starts_with("text/html") {
+            headers.extend(page::HTML_HEADERS);
         }
         headers
     }
@@ -137,6 +142,10 @@ pub async fn handle_with_limits<S: SnapshotReader>(
     share: &ShareRules,
 ) -> ApiResponse {
     let path = request.path.trim_end_matches('/');
+    if let Some(asset) = page::asset(path) {
+        // The page reads its own query (window, aggregate, costMetric) and says what is wrong with it.
+        return page::response(asset, &request.method);
+    }
     let route = match (request.method.as_str(), path) {
         ("GET" | "HEAD", "/allocation") => Route::Allocation,
         ("GET" | "HEAD", "/status") => Route::Status,
@@ -150,7 +159,7 @@ pub async fn handle_with_limits<S: SnapshotReader>(
         _ => {
             return ApiResponse::error(
                 404,
-                json!({ "message": format!("no route {} {}; routes: GET /allocation, GET /status, GET /openapi.json", request.method, request.path) }),
+                json!({ "message": format!("no route {} {}; routes: GET /allocation, GET /status, GET /openapi.json, GET / (the page)", request.method, request.path) }),
             )
         }
     };

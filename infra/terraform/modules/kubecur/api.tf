@@ -1,5 +1,5 @@
-# The HTTP API (API Gateway v2, payload format 2.0): GET /allocation, GET /status and GET /openapi.json
-# -> allocation_api.
+# The HTTP API (API Gateway v2, payload format 2.0): GET /allocation, GET /status, GET /openapi.json and
+# the Cost Allocation page (GET / and its files under GET /page/{file}) -> allocation_api.
 # Authorization is AWS_IAM (SigV4) by default or a JWT authorizer; no route is anonymous.
 
 resource "aws_apigatewayv2_api" "kubecur" {
@@ -62,6 +62,24 @@ resource "aws_apigatewayv2_route" "openapi" {
   authorizer_id      = var.api_authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
+# The Cost Allocation page and its files: the same authorization as the data routes (the page reads only
+# GET /allocation and GET /status; with AWS_IAM, open it through `kubecur serve --api URL`).
+resource "aws_apigatewayv2_route" "page" {
+  api_id             = aws_apigatewayv2_api.kubecur.id
+  route_key          = "GET /"
+  target             = "integrations/${aws_apigatewayv2_integration.allocation_api.id}"
+  authorization_type = var.api_authorization
+  authorizer_id      = var.api_authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
+resource "aws_apigatewayv2_route" "page_files" {
+  api_id             = aws_apigatewayv2_api.kubecur.id
+  route_key          = "GET /page/{file}"
+  target             = "integrations/${aws_apigatewayv2_integration.allocation_api.id}"
+  authorization_type = var.api_authorization
+  authorizer_id      = var.api_authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
 resource "aws_cloudwatch_log_group" "api_access" {
   #checkov:skip=CKV_AWS_338: Retention is the log_retention_days variable (default 30 days, the design's choice for operational logs); set 365 or more where policy requires a year.
   name              = "/aws/apigateway/${var.name_prefix}-api"
@@ -102,7 +120,7 @@ resource "aws_apigatewayv2_stage" "default" {
   tags = local.tags
 }
 
-# API Gateway may invoke the function only for the three routes of this API (any stage):
+# API Gateway may invoke the function only for the routes of this API (any stage):
 # source ARN arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<method>/<path>.
 resource "aws_lambda_permission" "allocation_api_route_allocation" {
   statement_id  = "AllowApiGetAllocation"
@@ -126,4 +144,20 @@ resource "aws_lambda_permission" "allocation_api_route_openapi" {
   function_name = aws_lambda_function.allocation_api.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.kubecur.execution_arn}/*/GET/openapi.json"
+}
+
+resource "aws_lambda_permission" "allocation_api_route_page" {
+  statement_id  = "AllowApiGetPage"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.allocation_api.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.kubecur.execution_arn}/*/GET/"
+}
+
+resource "aws_lambda_permission" "allocation_api_route_page_files" {
+  statement_id  = "AllowApiGetPageFiles"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.allocation_api.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.kubecur.execution_arn}/*/GET/page/*"
 }

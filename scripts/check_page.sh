@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The Cost Allocation page in a real browser (issue 13), run from .ci/run after the API contract check:
+#   1. Debian's chromium, pinned (installed with apt-get when missing or at another version);
+#   2. Playwright for Python and botocore, pinned, in a venv under /var/tmp/kubecur-venvs (Playwright
+#      drives the system chromium through executable_path: `playwright install` is never run; botocore
+#      recomputes the SigV4 signatures the `kubecur serve --api` proxy sends);
+#   3. scripts/check_page.py against the release kubecur binary the tests built; it prints its counts
+#      and fails on the first mismatch.
+#
+#   scripts/check_page.sh [--screenshots docs/page]      (extra arguments go to check_page.py)
+set -euo pipefail
+
+CHROMIUM_VERSION="148.0.7778.167-1~deb12u1"
+PLAYWRIGHT_VERSION="1.65.2"
+BOTOCORE_VERSION="1.44.8"
+VENV_ROOT="${KUBECUR_VENVS:-/var/tmp/kubecur-venvs}"
+VENV="$VENV_ROOT/playwright"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kubecur-target}"
+KUBECUR="$CARGO_TARGET_DIR/release/kubecur"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ ! -x "$KUBECUR" ]]; then
+  echo "FAIL: $KUBECUR is missing; build it first: cargo test --release --workspace --all-targets --no-run" >&2
+  exit 1
+fi
+
+installed="$(dpkg-query -W -f '${Version}' chromium 2>/dev/null || true)"
+if [[ "$installed" != "$CHROMIUM_VERSION" ]]; then
+  echo "== apt-get install chromium=$CHROMIUM_VERSION (found: ${installed:-none})"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$CHROMIUM_VERSION" >/dev/null
+fi
+
+mkdir -p "$VENV_ROOT"
+(
+  flock 9
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "== creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  version() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p' || true; }
+  if [[ "$(version playwright)" != "$PLAYWRIGHT_VERSION" || "$(version botocore)" != "$BOTOCORE_VERSION" ]]; then
+    echo "== pip install playwright==$PLAYWRIGHT_VERSION botocore==$BOTOCORE_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "playwright==$PLAYWRIGHT_VERSION" "botocore==$BOTOCORE_VERSION"
+  fi
+) 9>"$VENV_ROOT/playwright.lock"
+
+echo "== the vendored chart library is the pinned one"
+bash scripts/vendor_uplot.sh --check
+
+echo "== the page in chromium $(dpkg-query -W -f '${Version}' chromium), Playwright $PLAYWRIGHT_VERSION"
+"$VENV/bin/python" scripts/check_page.py --kubecur "$KUBECUR" --chromium /usr/bin/chromium "$@"

@@ -502,6 +502,16 @@ def run(args):
             table_equals_api(page, base, page.query(), "through the SigV4 proxy, by service")
             check(not seen["refused"], f"the stand-in refused: {seen['refused']}")
             check(seen["verified"] >= 6, f"only {seen['verified']} signed requests reached the stand-in")
+            # DNS rebinding: a request naming another host is refused before anything is signed.
+            before = seen["verified"]
+            rebound = urllib.request.Request(proxy_base + "/status", headers={"Host": f"attacker.example:{proxy_port}"})
+            try:
+                urllib.request.urlopen(rebound, timeout=10)
+                fail("the proxy answered a request for another host name")
+            except urllib.error.HTTPError as err:
+                check(err.code == 403, f"another host name: {err.code}")
+            check(seen["verified"] == before, "a request for another host name reached the API")
+            count("requests for another host name refused")
             count("SigV4 signatures verified (form and botocore's signature)", seen["verified"])
             page.close()
             proxy.stop()

@@ -77,10 +77,24 @@ fn respond(request: tiny_http::Request, response: ApiResponse) {
     }
 }
 
-/// What answers the API routes: the CUR allocated in memory, or a deployed API behind the proxy.
+/// What answers the API routes: the CUR allocated in memory, or a deployed API behind the proxy (with
+/// the `Host` values this server answers to).
 enum Backend {
     Local(MemoryStore),
-    Remote(Proxy),
+    Remote(Proxy, Vec<String>),
+}
+
+/// The `Host` values a browser sends to this listener. The proxy signs with the user's credentials, so
+/// it answers only requests addressed to it by these names: a web page elsewhere that rebinds its own
+/// DNS name to 127.0.0.1 (DNS rebinding) sends its own name and is refused.
+fn local_hosts(listen: &str) -> Vec<String> {
+    let mut hosts = vec![listen.to_string()];
+    if let Some((_, port)) = listen.rsplit_once(':') {
+        for name in ["localhost", "127.0.0.1", "[::1]"] {
+            hosts.push(format!("{name}:{port}"));
+        }
+    }
+    hosts
 }
 
 fn respond_with(request: tiny_http::Request, status: u16, content_type: &str, body: Vec<u8>) {
@@ -112,11 +126,25 @@ fn page_from_dir(dir: &std::path::Path, path: &str, method: &str) -> Option<ApiR
 /// and a failure to reach the API is a 502 whose message the page shows.
 fn serve_remote(
     request: tiny_http::Request,
-    proxy: &Proxy,
+    (proxy, hosts): (&Proxy, &[String]),
     path: &str,
     query: &str,
     runtime: &tokio::runtime::Handle,
 ) {
+    let host = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .map(|h| h.value.as_str().to_ascii_lowercase());
+    if !host.as_ref().is_some_and(|h| hosts.contains(h)) {
+        let body = serde_json::json!({ "code": 403, "status": "error", "message": format!("this proxy answers only requests for {}", hosts.join(", ")) });
+        return respond_with(
+            request,
+            403,
+            "application/json",
+            body.to_string().into_bytes(),
+        );
+    }
     if let Some(asset) = api::page::asset(path.trim_end_matches('/')) {
         let response = api::page::response(asset, request.method().as_str());
         return respond(request, response);
@@ -175,8 +203,8 @@ fn serve_requests(
         }
         let store = match backend {
             Backend::Local(store) => store,
-            Backend::Remote(proxy) => {
-                serve_remote(request, proxy, path, query, runtime);
+            Backend::Remote(proxy, hosts) => {
+                serve_remote(request, (proxy, hosts), path, query, runtime);
                 continue;
             }
         };
@@ -234,7 +262,10 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             progress.finish();
             Backend::Local(loaded?)
         }
-        (None, Some(url)) => Backend::Remote(Proxy::connect(url, args.region.clone()).await?),
+        (None, Some(url)) => Backend::Remote(
+            Proxy::connect(url, args.region.clone()).await?,
+            local_hosts(&args.listen),
+        ),
         (None, None) => return Err(CliError::Usage("give --cur PATH or --api URL".into())),
     };
     let backend = Arc::new(backend);
@@ -255,7 +286,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "serving the Cost Allocation page at http://{0}/ and the API at http://{0}/allocation?window=month&aggregate=namespace, /status and /openapi.json with {threads} threads (Ctrl-C stops)",
             args.listen
         ),
-        Backend::Remote(proxy) => eprintln!(
+        Backend::Remote(proxy, _) => eprintln!(
             "serving the Cost Allocation page at http://{}/ in front of {} with {threads} threads (Ctrl-C stops)",
             args.listen,
             proxy.describe()
@@ -304,6 +335,19 @@ mod tests {
         assert!(
             accepted.nodelay().expect("nodelay"),
             "an accepted connection must not wait for delayed ACKs (TCP_NODELAY)"
+        );
+    }
+
+    #[test]
+    fn the_proxy_answers_only_its_own_host_names() {
+        assert_eq!(
+            super::local_hosts("127.0.0.1:9003"),
+            [
+                "127.0.0.1:9003",
+                "localhost:9003",
+                "127.0.0.1:9003",
+                "[::1]:9003"
+            ]
         );
     }
 

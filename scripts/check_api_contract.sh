@@ -15,33 +15,20 @@ set -euo pipefail
 SCHEMATHESIS_VERSION="4.32.5"
 MIN_REQUESTS=1000
 MAX_EXAMPLES="${1:-1500}"
-VENV_ROOT="${KUBECUR_VENVS:-/var/tmp/kubecur-venvs}"
-VENV="$VENV_ROOT/schemathesis"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kubecur-target}"
 KUBECUR="$CARGO_TARGET_DIR/release/kubecur"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+VENV="$VENV_ROOT/schemathesis"
 
 if [[ ! -x "$KUBECUR" ]]; then
   echo "FAIL: $KUBECUR is missing; build it first: cargo test --release --workspace --all-targets --no-run (the test build; other target sets resolve other features and rebuild the engine)" >&2
   exit 1
 fi
 
-# The venv is created on demand and left alone when the pinned version is installed (a lock keeps
-# concurrent runs from installing into it at once), as scripts/check_sam.sh does for its tools.
-mkdir -p "$VENV_ROOT"
-(
-  flock 9
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    echo "== creating $VENV"
-    python3 -m venv "$VENV"
-  fi
-  installed="$("$VENV/bin/python" -m pip show schemathesis 2>/dev/null | sed -n 's/^Version: //p' || true)"
-  if [[ "$installed" != "$SCHEMATHESIS_VERSION" ]]; then
-    echo "== pip install schemathesis==$SCHEMATHESIS_VERSION into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-  fi
-) 9>"$VENV_ROOT/schemathesis.lock"
+ensure_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 
 work="$(mktemp -d)"
 server_pid=""

@@ -13,12 +13,13 @@ set -euo pipefail
 CHROMIUM_VERSION="148.0.7778.167-1~deb12u1"
 PLAYWRIGHT_VERSION="1.65.2"
 BOTOCORE_VERSION="1.44.8"
-VENV_ROOT="${KUBECUR_VENVS:-/var/tmp/kubecur-venvs}"
-VENV="$VENV_ROOT/playwright"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kubecur-target}"
 KUBECUR="$CARGO_TARGET_DIR/release/kubecur"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+VENV="$VENV_ROOT/playwright"
 
 if [[ ! -x "$KUBECUR" ]]; then
   echo "FAIL: $KUBECUR is missing; build it first: cargo test --release --workspace --all-targets --no-run" >&2
@@ -32,20 +33,7 @@ if [[ "$installed" != "$CHROMIUM_VERSION" ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$CHROMIUM_VERSION" >/dev/null
 fi
 
-mkdir -p "$VENV_ROOT"
-(
-  flock 9
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    echo "== creating $VENV"
-    python3 -m venv "$VENV"
-  fi
-  version() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p' || true; }
-  if [[ "$(version playwright)" != "$PLAYWRIGHT_VERSION" || "$(version botocore)" != "$BOTOCORE_VERSION" ]]; then
-    echo "== pip install playwright==$PLAYWRIGHT_VERSION botocore==$BOTOCORE_VERSION into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "playwright==$PLAYWRIGHT_VERSION" "botocore==$BOTOCORE_VERSION"
-  fi
-) 9>"$VENV_ROOT/playwright.lock"
+ensure_venv "$VENV" "playwright==$PLAYWRIGHT_VERSION" "botocore==$BOTOCORE_VERSION"
 
 echo "== the vendored chart library is the pinned one"
 bash scripts/vendor_uplot.sh --check

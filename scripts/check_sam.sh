@@ -16,45 +16,16 @@ SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
 CHECKOV_VERSION="3.3.30"
 MOTO_VERSION="5.2.5"
-VENV_ROOT="${KUBECUR_VENVS:-/var/tmp/kubecur-venvs}"
-SAM_VENV="$VENV_ROOT/sam"
-CHECKOV_VENV="$VENV_ROOT/checkov"
 TEMPLATE="infra/sam/template.yaml"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+SAM_VENV="$VENV_ROOT/sam"
+CHECKOV_VENV="$VENV_ROOT/checkov"
 
-# pinned_version VENV PACKAGE: the installed version, or nothing.
-pinned_version() {
-  "$1/bin/python" -m pip show "$2" 2>/dev/null | sed -n 's/^Version: //p' || true
-}
-
-# ensure_venv VENV LOCK PACKAGE==VERSION...: creates VENV and installs the pins that are missing, under
-# a lock so concurrent check scripts never install into the same venv at once.
-ensure_venv() {
-  local venv="$1" lock="$2"
-  shift 2
-  mkdir -p "$VENV_ROOT"
-  (
-    flock 9
-    if [[ ! -x "$venv/bin/python" ]]; then
-      echo "== creating $venv"
-      python3 -m venv "$venv"
-    fi
-    local missing=() pin
-    for pin in "$@"; do
-      if [[ "$(pinned_version "$venv" "${pin%%==*}")" != "${pin##*==}" ]]; then
-        missing+=("$pin")
-      fi
-    done
-    if ((${#missing[@]})); then
-      echo "== pip install ${missing[*]} into $venv"
-      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
-    fi
-  ) 9>"$lock"
-}
-
-ensure_venv "$SAM_VENV" "$VENV_ROOT/sam.lock" "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
-ensure_venv "$CHECKOV_VENV" "$VENV_ROOT/checkov.lock" "checkov==$CHECKOV_VERSION"
+ensure_venv "$SAM_VENV" "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+ensure_venv "$CHECKOV_VENV" "checkov==$CHECKOV_VERSION"
 translator="$(pinned_version "$SAM_VENV" aws-sam-translator)"
 
 # The deploy step runs in the system python3 (boto3 + moto[server], installed by .ci/run).

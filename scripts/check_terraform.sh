@@ -8,10 +8,10 @@
 set -euo pipefail
 
 CHECKOV_VERSION="3.3.30"
-VENV_ROOT="${KUBECUR_VENVS:-/var/tmp/kubecur-venvs}"
-VENV="$VENV_ROOT/checkov"
-
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+VENV="$VENV_ROOT/checkov"
 
 # Without a CLI configuration file terraform warns on every call; an empty one is equivalent.
 if [[ -z "${TF_CLI_CONFIG_FILE:-}" && ! -e "${HOME:-/root}/.terraformrc" ]]; then
@@ -25,21 +25,7 @@ if ! terraform fmt -check -recursive -diff infra/terraform; then
 fi
 echo "ok: formatted"
 
-# The venv is created on demand and shared with other check scripts; a lock keeps two concurrent
-# runs from installing into it at the same time. Installing is skipped when the pinned version is there.
-mkdir -p "$VENV_ROOT"
-(
-  flock 9
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    echo "== creating $VENV"
-    python3 -m venv "$VENV"
-  fi
-  installed="$("$VENV/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p' || true)"
-  if [[ "$installed" != "$CHECKOV_VERSION" ]]; then
-    echo "== pip install checkov==$CHECKOV_VERSION into $VENV (found: ${installed:-none})"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-  fi
-) 9>"$VENV_ROOT/checkov.lock"
+ensure_venv "$VENV" "checkov==$CHECKOV_VERSION"
 
 echo "== every checkov skip carries a reason (#checkov:skip=CKV_...: reason)"
 skips="$(grep -rnE '#[[:space:]]*checkov:skip=' infra/terraform --include='*.tf' || true)"

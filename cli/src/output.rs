@@ -1,6 +1,6 @@
 //! The three output formats of `kubecur allocate`: a readable table, JSON and CSV.
 
-use kubecur_shared::api::{csv_field, group_name};
+use kubecur_shared::api::{csv_field, group_name, shared_json};
 use kubecur_shared::domain::share::SharedSource;
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
 use std::io::{self, Write};
@@ -163,16 +163,7 @@ pub fn write_json(
         "metric": metric,
         "rows": rows,
         "summary": allocation.summary(metric),
-        "shared": sources.unwrap_or_default().iter().map(|s| serde_json::json!({
-            "rule": s.rule,
-            "totalCost": s.costs.get(metric),
-            "listCost": s.costs.get(CostMetric::ListCost),
-            "netCost": s.costs.get(CostMetric::NetCost),
-            "amortizedCost": s.costs.get(CostMetric::AmortizedCost),
-            "amortizedNetCost": s.costs.get(CostMetric::AmortizedNetCost),
-            "lineItems": s.line_items,
-            "groups": s.groups,
-        })).collect::<Vec<_>>(),
+        "shared": sources.unwrap_or_default().iter().map(|s| shared_json(s, metric)).collect::<Vec<_>>(),
         "warnings": allocation.warnings.iter().map(|w| serde_json::json!({"warning": w, "message": w.to_string()})).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &document)?;

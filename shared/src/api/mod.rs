@@ -331,8 +331,9 @@ async fn allocation<S: SnapshotReader>(
     let mut sets: Vec<(Allocation, Vec<AllocationRow>)> = Vec::new();
     let mut answered: u64 = 0;
     let mut sources: Vec<SharedSource> = Vec::new();
-    let one_step = query.steps().len() == 1;
-    for step in query.steps() {
+    let steps = query.steps();
+    let one_step = steps.len() == 1;
+    for step in steps {
         let (set, moved) = share_set(answer(
             kept.iter().copied(),
             step,
@@ -442,8 +443,8 @@ async fn allocation<S: SnapshotReader>(
 }
 
 /// One shared source of an answer: the rule, what it moved (the chosen metric and all four), and the
-/// line items and groups it took.
-fn shared_json(source: &SharedSource, metric: CostMetric) -> Value {
+/// line items and groups it took. The API's `meta.shared` and `kubecur allocate --format json` alike.
+pub fn shared_json(source: &SharedSource, metric: CostMetric) -> Value {
     let mut object = json!({
         "rule": source.rule,
         "totalCost": source.costs.get(metric),

@@ -386,15 +386,15 @@ impl ShareRules {
                         parts.unwrap_or_else(|| even(&receivers))
                     }
                     Split::Percent(percentages) => {
-                        let Some(ns) = namespace_at else {
-                            unreachable!("grain() adds the namespace for percentages")
-                        };
                         let mut present: Vec<(f64, Vec<usize>)> = Vec::new();
                         for (namespace, percent) in percentages {
                             let rows: Vec<usize> = receivers
                                 .iter()
                                 .copied()
-                                .filter(|&i| allocation.rows[i].keys[ns] == *namespace)
+                                .filter(|&i| {
+                                    namespace_at
+                                        .is_some_and(|ns| allocation.rows[i].keys[ns] == *namespace)
+                                })
                                 .collect();
                             if rows.is_empty() {
                                 if !missing_namespaces[r].contains(namespace) {

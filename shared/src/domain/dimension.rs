@@ -1,15 +1,14 @@
 //! The keys an allocation can be grouped by.
 
 use super::error::DomainError;
-use super::named::{named_enum, trimmed_lowercase};
+use super::label::Label;
+use super::named::trimmed_lowercase;
 use super::tags::Concept;
 
 /// One grouping key of an allocation. The names are OpenCost's `aggregate` names, used in requests,
 /// output columns and SQL aliases; [`Dimension::ALL`] is in the order of the full-grain allocation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+/// [`Dimension::Label`] (`label:KEY`) is any other tag key; it is not in [`Dimension::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
     Day,
     Cluster,
@@ -20,22 +19,103 @@ pub enum Dimension {
     Container,
     Service,
     Account,
+    Label(Label),
 }
 
-named_enum!(Dimension {
-    Day => "day",
-    Cluster => "cluster",
-    Namespace => "namespace",
-    Deployment => "deployment",
-    Pod => "pod",
-    Daemonset => "daemonset",
-    Container => "container",
-    Service => "service",
-    Account => "account",
-} from_str: DomainError, trimmed_lowercase, |given, allowed| DomainError::UnknownDimension {
-    given,
-    allowed
-});
+/// The fixed dimensions and their names, in [`Dimension::ALL`] order.
+const FIXED: [(Dimension, &str); 9] = [
+    (Dimension::Day, "day"),
+    (Dimension::Cluster, "cluster"),
+    (Dimension::Namespace, "namespace"),
+    (Dimension::Deployment, "deployment"),
+    (Dimension::Pod, "pod"),
+    (Dimension::Daemonset, "daemonset"),
+    (Dimension::Container, "container"),
+    (Dimension::Service, "service"),
+    (Dimension::Account, "account"),
+];
+
+impl Dimension {
+    /// Every fixed dimension (not the labels), in the order of the full-grain allocation.
+    pub const ALL: [Dimension; 9] = [
+        Dimension::Day,
+        Dimension::Cluster,
+        Dimension::Namespace,
+        Dimension::Deployment,
+        Dimension::Pod,
+        Dimension::Daemonset,
+        Dimension::Container,
+        Dimension::Service,
+        Dimension::Account,
+    ];
+
+    /// The name in requests, output and SQL aliases: `namespace`, …, `label:KEY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Label(label) => label.name(),
+            fixed => FIXED
+                .iter()
+                .find(|(d, _)| *d == fixed)
+                .map_or("", |(_, name)| name),
+        }
+    }
+
+    /// Every fixed name joined with `, `, and `label:KEY`: the choices an error message lists.
+    pub fn names() -> String {
+        let mut names: Vec<&str> = FIXED.iter().map(|(_, name)| *name).collect();
+        names.push("label:KEY");
+        names.join(", ")
+    }
+
+    /// The label, for a `label:KEY` dimension.
+    pub fn label(self) -> Option<Label> {
+        match self {
+            Dimension::Label(label) => Some(label),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dimension {
+    type Err = DomainError;
+
+    /// A fixed name (trimmed, any case) or `label:KEY` (the prefix in any case, the key as written).
+    fn from_str(text: &str) -> Result<Dimension, DomainError> {
+        let trimmed = text.trim();
+        if let Some(label) = Label::parse_prefixed(trimmed) {
+            return label.map(Dimension::Label);
+        }
+        let wanted = trimmed_lowercase(trimmed);
+        FIXED
+            .iter()
+            .find(|(_, name)| *name == wanted)
+            .map(|(d, _)| *d)
+            .ok_or_else(|| DomainError::UnknownDimension {
+                given: text.to_string(),
+                allowed: Dimension::names(),
+            })
+    }
+}
+
+/// Stored and sent as its name (`"namespace"`, `"label:team"`).
+impl serde::Serialize for Dimension {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dimension {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl Dimension {
     /// The Kubernetes concept behind this dimension, if it comes from a tag.
@@ -47,6 +127,7 @@ impl Dimension {
             Dimension::Pod => Some(Concept::Pod),
             Dimension::Daemonset => Some(Concept::Daemonset),
             Dimension::Container => Some(Concept::Container),
+            Dimension::Label(label) => Some(Concept::Label(label)),
             Dimension::Day | Dimension::Service | Dimension::Account => None,
         }
     }
@@ -80,9 +161,39 @@ mod tests {
 
     #[test]
     fn unknown_dimension_lists_the_allowed_ones() {
-        let err = Dimension::parse_list("namespace,label:app").expect_err("label is not supported");
-        assert!(err.to_string().contains("`label:app`"), "{err}");
+        let err = Dimension::parse_list("namespace,labels:app").expect_err("no such dimension");
+        assert!(err.to_string().contains("`labels:app`"), "{err}");
         assert!(err.to_string().contains("daemonset"), "{err}");
+        assert!(err.to_string().contains("label:KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_label_dimension_is_any_tag_key_and_round_trips_through_serde() {
+        let dims = Dimension::parse_list("namespace, Label:app.kubernetes.io/name").expect("valid");
+        let label = Label::new("app.kubernetes.io/name").expect("valid");
+        assert_eq!(dims, vec![Dimension::Namespace, Dimension::Label(label)]);
+        assert_eq!(dims[1].name(), "label:app.kubernetes.io/name");
+        assert_eq!(dims[1].concept(), Some(Concept::Label(label)));
+        let json = serde_json::to_string(&dims).expect("serialises");
+        assert_eq!(json, r#"["namespace","label:app.kubernetes.io/name"]"#);
+        let back: Vec<Dimension> = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, dims);
+        assert!(Dimension::parse_list("label:").is_err(), "an empty key");
+        assert!(
+            Dimension::parse_list("label:a,label:a").is_err(),
+            "repeated"
+        );
+    }
+
+    #[test]
+    fn every_fixed_dimension_is_named_and_parses_back() {
+        for d in Dimension::ALL {
+            assert_eq!(d.name().parse::<Dimension>(), Ok(d));
+            assert_eq!(
+                serde_json::to_string(&d).expect("ok"),
+                format!("\"{}\"", d.name())
+            );
+        }
     }
 
     #[test]

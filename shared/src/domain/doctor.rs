@@ -133,8 +133,8 @@ pub fn wanted_tag_keys(mapping: &TagMapping) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for concept in Concept::ALL {
         for key in mapping.keys(concept) {
-            if !keys.contains(key) {
-                keys.push(key.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
     }

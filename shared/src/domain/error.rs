@@ -9,6 +9,8 @@ pub enum DomainError {
     UnknownMetric { given: String, allowed: String },
     #[error("unknown aggregate `{given}`; expected a comma-separated list of: {allowed}")]
     UnknownDimension { given: String, allowed: String },
+    #[error("invalid label `{given}`: {reason} (expected label:KEY, KEY a tag key as written on the resources)")]
+    InvalidLabel { given: String, reason: String },
     #[error("aggregate `{0}` is listed twice")]
     RepeatedDimension(String),
     #[error("invalid --tag-key `{given}`: {reason} (expected CONCEPT=KEY[,KEY], CONCEPT one of: {allowed})")]

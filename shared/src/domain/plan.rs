@@ -250,12 +250,18 @@ impl AllocationPlan {
         if flavour != Flavour::Focus && !columns.has("line_item_line_item_type") {
             warnings.push(Warning::NoLineItemTypeColumn);
         }
+        // The Kubernetes concepts, then the labels the request groups by.
+        let labels = request
+            .group_by
+            .iter()
+            .filter_map(|d| d.label().map(Concept::Label));
         let concepts = Concept::ALL
             .into_iter()
+            .chain(labels)
             .map(|concept| {
                 let mut sources = Vec::new();
                 for key in request.tag_mapping.keys(concept) {
-                    match resolve_tag(flavour, columns, key) {
+                    match resolve_tag(flavour, columns, &key) {
                         Resolution::Found(found) => {
                             sources.extend(found.into_iter().map(|s| (key.clone(), s)))
                         }

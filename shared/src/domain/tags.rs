@@ -3,14 +3,13 @@
 use super::columns::{aws_column_name, ColumnSet};
 use super::error::DomainError;
 use super::flavour::Flavour;
-use super::named::{named_enum, trimmed_lowercase};
+use super::label::Label;
+use super::named::trimmed_lowercase;
 use std::collections::BTreeMap;
 
-/// A Kubernetes concept a resource can be tagged with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+/// A Kubernetes concept a resource can be tagged with, or any other tag key ([`Concept::Label`],
+/// `label:KEY`), which is not in [`Concept::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Concept {
     Cluster,
     Namespace,
@@ -18,21 +17,89 @@ pub enum Concept {
     Pod,
     Daemonset,
     Container,
+    Label(Label),
 }
 
-named_enum!(Concept {
-    Cluster => "cluster",
-    Namespace => "namespace",
-    Deployment => "deployment",
-    Pod => "pod",
-    Daemonset => "daemonset",
-    Container => "container",
-} from_str: String, trimmed_lowercase, |given, _| format!("unknown concept `{given}`"));
+/// The Kubernetes concepts and their names, in [`Concept::ALL`] order.
+const NAMES: [(Concept, &str); 6] = [
+    (Concept::Cluster, "cluster"),
+    (Concept::Namespace, "namespace"),
+    (Concept::Deployment, "deployment"),
+    (Concept::Pod, "pod"),
+    (Concept::Daemonset, "daemonset"),
+    (Concept::Container, "container"),
+];
 
 impl Concept {
-    /// The tag key engineers use by default: `kubernetes_namespace`, …
+    /// The Kubernetes concepts (not the labels).
+    pub const ALL: [Concept; 6] = [
+        Concept::Cluster,
+        Concept::Namespace,
+        Concept::Deployment,
+        Concept::Pod,
+        Concept::Daemonset,
+        Concept::Container,
+    ];
+
+    /// `namespace`, …, or `label:KEY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Concept::Label(label) => label.name(),
+            fixed => NAMES
+                .iter()
+                .find(|(c, _)| *c == fixed)
+                .map_or("", |(_, name)| name),
+        }
+    }
+
+    /// The Kubernetes concepts' names joined with `, ` (what `--tag-key` accepts).
+    pub fn names() -> String {
+        NAMES.map(|(_, name)| name).join(", ")
+    }
+
+    /// The tag key engineers use by default: `kubernetes_namespace`, …; a label's own key.
     pub fn default_key(self) -> String {
-        format!("kubernetes_{}", self.name())
+        match self {
+            Concept::Label(label) => label.key().to_string(),
+            fixed => format!("kubernetes_{}", fixed.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for Concept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Concept {
+    type Err = String;
+
+    /// A Kubernetes concept's name (trimmed, any case); labels are not concepts `--tag-key` remaps.
+    fn from_str(text: &str) -> Result<Concept, String> {
+        let wanted = trimmed_lowercase(text);
+        NAMES
+            .iter()
+            .find(|(_, name)| *name == wanted)
+            .map(|(c, _)| *c)
+            .ok_or_else(|| format!("unknown concept `{text}`"))
+    }
+}
+
+/// Stored (in warnings) as its name: `"namespace"`, `"label:team"`.
+impl serde::Serialize for Concept {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Concept {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match Label::parse_prefixed(&text) {
+            Some(label) => label.map(Concept::Label).map_err(serde::de::Error::custom),
+            None => text.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -40,6 +107,10 @@ impl Concept {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TagMapping {
     keys: BTreeMap<Concept, Vec<String>>,
+    /// Further tag keys every pipeline run groups by (`KUBECUR_LABELS`), so that the API can answer
+    /// `aggregate=label:KEY` for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<Label>,
 }
 
 impl Default for TagMapping {
@@ -50,14 +121,28 @@ impl Default for TagMapping {
                 .into_iter()
                 .map(|c| (c, vec![c.default_key()]))
                 .collect(),
+            labels: Vec::new(),
         }
     }
 }
 
 impl TagMapping {
-    /// The keys for `concept`, in priority order.
-    pub fn keys(&self, concept: Concept) -> &[String] {
-        self.keys.get(&concept).map(Vec::as_slice).unwrap_or(&[])
+    /// The keys for `concept`, in priority order; a label's key is its own.
+    pub fn keys(&self, concept: Concept) -> Vec<String> {
+        match concept {
+            Concept::Label(label) => vec![label.key().to_string()],
+            fixed => self.keys.get(&fixed).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The labels every pipeline run groups by, in configured order.
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// Sets the labels every pipeline run groups by.
+    pub fn set_labels(&mut self, labels: Vec<Label>) {
+        self.labels = labels;
     }
 
     /// Applies one override, `namespace=app.kubernetes.io/part-of,team`: the concept's keys are replaced.

@@ -98,6 +98,8 @@ pub struct AwsEnv {
     /// The CUR table's columns (as the Glue table holds them).
     pub columns: Vec<String>,
     pub kind: Export,
+    /// The ingest function's `KUBECUR_LABELS` (empty: unset).
+    pub labels: String,
 }
 
 impl AwsEnv {
@@ -198,7 +200,14 @@ impl AwsEnv {
             export: export.to_path_buf(),
             columns: all,
             kind,
+            labels: String::new(),
         }
+    }
+
+    /// The same environment with the ingest function's `KUBECUR_LABELS` set to `labels`.
+    pub fn with_labels(mut self, labels: &str) -> AwsEnv {
+        self.labels = labels.to_string();
+        self
     }
 
     pub fn store(&self) -> DynamoStore {
@@ -219,6 +228,7 @@ impl AwsEnv {
                     "KUBECUR_ATHENA_DATABASE" => DATABASE.into(),
                     "KUBECUR_ATHENA_TABLE" => CUR_TABLE.into(),
                     "KUBECUR_ATHENA_OUTPUT" => format!("s3://{RESULT_BUCKET}/kubecur/"),
+                    "KUBECUR_LABELS" if !self.labels.is_empty() => self.labels.clone(),
                     _ => return None,
                 })
             })
@@ -251,7 +261,9 @@ impl AwsEnv {
     /// Queues in moto's Athena what the next two queries return: the partition DDL (nothing) and the
     /// allocation, computed by the local engine for the same plan. moto runs no SQL.
     pub async fn seed_athena(&self, period: BillingPeriod) {
-        let result = local_allocation_result(&self.export, &self.columns, period).await;
+        let mapping = self.ingest().config.tag_mapping;
+        let result =
+            local_allocation_result_with(&self.export, &self.columns, period, &mapping).await;
         let to_row = |cells: Vec<Value>| json!({ "Data": cells });
         let mut rows = vec![to_row(
             result
@@ -415,6 +427,16 @@ pub async fn local_allocation_result(
     columns: &[String],
     period: BillingPeriod,
 ) -> ResultTable {
+    local_allocation_result_with(export, columns, period, &TagMapping::default()).await
+}
+
+/// [`local_allocation_result`] for the ingest's tag mapping (its labels among it).
+pub async fn local_allocation_result_with(
+    export: &Path,
+    columns: &[String],
+    period: BillingPeriod,
+    mapping: &TagMapping,
+) -> ResultTable {
     let mut engine = DataFusionQueryEngine::open(
         &export.to_string_lossy(),
         Some(UsageWindow::billing_period(period)),
@@ -422,7 +444,7 @@ pub async fn local_allocation_result(
     )
     .await
     .expect("sample readable");
-    let plan = run_plan(columns, period, &TagMapping::default()).expect("plannable");
+    let plan = run_plan(columns, period, mapping).expect("plannable");
     engine
         .prepare(&plan.required_columns())
         .await

@@ -48,7 +48,8 @@ PARAMS = {
     "GlueDatabase": "cur_db",
     "GlueTable": "kubecur_export",
     "Architecture": "x86_64",
-    "TagKeys": "team=team,squad",
+    "TagKeys": "namespace=team,squad",
+    "Labels": "team,CostCenter",
     # The billing side too (us-east-1, where the export can be created): the stack makes the CUR bucket,
     # its policy, the Glue database and table, and the CUR 2.0 export.
     "CreateDataExport": "true",
@@ -67,6 +68,7 @@ FUNCTIONS = {
             "KUBECUR_ATHENA_DATABASE",
             "KUBECUR_ATHENA_TABLE",
             "KUBECUR_TAG_KEYS",
+            "KUBECUR_LABELS",
             "KUBECUR_LOG",
         },
     ),
@@ -522,7 +524,7 @@ def deploy(cfn_path: str) -> int:
             if "KUBECUR_ATHENA_WORKGROUP" in env_names:
                 c.equal(f"{name} KUBECUR_ATHENA_WORKGROUP", env.get("KUBECUR_ATHENA_WORKGROUP"), workgroup)
         ingest_env = lam.get_function_configuration(FunctionName=f"{prefix}-cur-ingest")["Environment"]["Variables"]
-        c.equal("cur-ingest database/table/tag keys", (ingest_env.get("KUBECUR_ATHENA_DATABASE"), ingest_env.get("KUBECUR_ATHENA_TABLE"), ingest_env.get("KUBECUR_TAG_KEYS")), (PARAMS["GlueDatabase"], PARAMS["GlueTable"], PARAMS["TagKeys"]))
+        c.equal("cur-ingest database/table/tag keys", (ingest_env.get("KUBECUR_ATHENA_DATABASE"), ingest_env.get("KUBECUR_ATHENA_TABLE"), ingest_env.get("KUBECUR_TAG_KEYS"), ingest_env.get("KUBECUR_LABELS")), (PARAMS["GlueDatabase"], PARAMS["GlueTable"], PARAMS["TagKeys"], PARAMS["Labels"]))
 
         api_env = lam.get_function_configuration(FunctionName=f"{prefix}-allocation-api")["Environment"]["Variables"]
         # str(): moto hands Number parameters back as numbers; Lambda stores every variable as text.

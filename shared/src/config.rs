@@ -3,6 +3,7 @@
 //! function for the test that checks the three agree.
 
 use crate::api::Limits;
+use crate::domain::label::parse_label_list;
 use crate::domain::share::ShareRules;
 use crate::domain::{DomainError, TagMapping};
 
@@ -17,6 +18,10 @@ pub const ATHENA_TABLE: &str = "KUBECUR_ATHENA_TABLE";
 pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
 /// Optional tag key overrides, `;`-separated `CONCEPT=KEY[,KEY]` (ingest), as `--tag-key` takes them.
 pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
+/// Optional further tag keys every run groups by, `,`-separated (ingest): `aggregate=label:KEY`,
+/// `filterLabels` and `shareLabels` of the API take these keys. Each key multiplies the snapshot's
+/// full level by its number of values.
+pub const LABELS: &str = "KUBECUR_LABELS";
 /// Optional: seconds the ingest waits for the partition DDL (default 120).
 pub const DDL_TIMEOUT_SECONDS: &str = "KUBECUR_DDL_TIMEOUT_SECONDS";
 /// Optional log filter of every function (`info` by default; `debug` logs the rendered SQL).
@@ -34,7 +39,7 @@ pub const SHARE_RULES: &str = "KUBECUR_SHARE_RULES";
 /// What each function reads: (required, optional).
 pub const INGEST_VARS: (&[&str], &[&str]) = (
     &[TABLE, ATHENA_WORKGROUP, ATHENA_DATABASE, ATHENA_TABLE],
-    &[ATHENA_OUTPUT, TAG_KEYS, DDL_TIMEOUT_SECONDS, LOG],
+    &[ATHENA_OUTPUT, TAG_KEYS, LABELS, DDL_TIMEOUT_SECONDS, LOG],
 );
 pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
 pub const API_VARS: (&[&str], &[&str]) = (
@@ -135,10 +140,16 @@ impl IngestConfig {
                     .collect()
             })
             .unwrap_or_default();
-        let tag_mapping = tag_mapping(&tag_keys).map_err(|e| ConfigError {
+        let mut tag_mapping = tag_mapping(&tag_keys).map_err(|e| ConfigError {
             name: TAG_KEYS,
             reason: e.to_string(),
         })?;
+        if let Some(labels) = optional(&lookup, LABELS) {
+            tag_mapping.set_labels(parse_label_list(&labels).map_err(|e| ConfigError {
+                name: LABELS,
+                reason: e.to_string(),
+            })?);
+        }
         let ddl_timeout_seconds = match optional(&lookup, DDL_TIMEOUT_SECONDS) {
             None => 120,
             Some(v) => v
@@ -253,7 +264,17 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(config.tag_mapping, expected);
+        assert!(config.tag_mapping.labels().is_empty());
         assert_eq!(config.output_location, None);
+        pairs.push((LABELS, "team, cost-center"));
+        let config = IngestConfig::from_lookup(env(&pairs)).expect("valid");
+        let keys: Vec<&str> = config
+            .tag_mapping
+            .labels()
+            .iter()
+            .map(|l| l.key())
+            .collect();
+        assert_eq!(keys, ["team", "cost-center"]);
         assert_eq!(config.ddl_timeout_seconds, 120);
     }
 
@@ -262,6 +283,7 @@ mod tests {
         for (name, value) in [
             (ATHENA_OUTPUT, "results-bucket/prefix"),
             (TAG_KEYS, "tenant=team"),
+            (LABELS, "team,team"),
             (DDL_TIMEOUT_SECONDS, "0"),
             (TABLE, " "),
         ] {

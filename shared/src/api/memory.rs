@@ -193,7 +193,7 @@ impl RunStore for MemoryStore {
         let mut state = self.write()?;
         let key = (run.period, run.id.clone());
         if let Some(existing) = state.runs.get(&key) {
-            return Ok(Claim::Existing(existing.clone()));
+            return Ok(Claim::Existing(Box::new(existing.clone())));
         }
         state.runs.insert(key, run.clone());
         Ok(Claim::New)

@@ -6,12 +6,15 @@ use super::allocation::{Allocation, AllocationRow, CostVector};
 use super::dimension::Dimension;
 use super::error::DomainError;
 use super::flavour::Flavour;
+use super::label::Label;
 use super::named::named_enum;
 use super::plan::Warning;
 use super::resources::{ResourceSet, ResourceUnion, EXACT_LIMIT};
 use super::window::{BillingPeriod, UsageWindow};
+use super::UNALLOCATED;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A pre-aggregated level of a snapshot. Requests are served from the coarsest level that holds every
 /// dimension they group or filter by.
@@ -67,8 +70,11 @@ pub struct DayFigures {
 #[derive(Debug, Clone)]
 pub struct SnapshotGroup {
     pub level: Level,
-    /// Values aligned with [`Level::dimensions`].
+    /// Values aligned with [`SnapshotGroup::dimensions`]: the level's, then its labels'.
     pub keys: Vec<String>,
+    /// The labels (`KUBECUR_LABELS`) a full-level group is also keyed by, after the level's
+    /// dimensions; shared by every group of a snapshot.
+    labels: Arc<[Label]>,
     pub allocated: bool,
     days: BTreeMap<NaiveDate, DayFigures>,
     /// The first and last day (kept: every request asks).
@@ -79,8 +85,19 @@ pub struct SnapshotGroup {
 /// Equal keys and days (the kept sum follows from the days).
 impl PartialEq for SnapshotGroup {
     fn eq(&self, other: &SnapshotGroup) -> bool {
-        (self.level, &self.keys, self.allocated, &self.days)
-            == (other.level, &other.keys, other.allocated, &other.days)
+        (
+            self.level,
+            &self.keys,
+            &self.labels,
+            self.allocated,
+            &self.days,
+        ) == (
+            other.level,
+            &other.keys,
+            &other.labels,
+            other.allocated,
+            &other.days,
+        )
     }
 }
 
@@ -95,10 +112,35 @@ impl SnapshotGroup {
         SnapshotGroup {
             level,
             keys,
+            labels: Arc::from(Vec::new()),
             allocated,
             span: span.map(|(first, last)| (*first, *last)),
             days,
             all_days: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The same group keyed also by `labels` (its keys must end with their values).
+    pub fn with_labels(mut self, labels: Arc<[Label]>) -> SnapshotGroup {
+        self.labels = labels;
+        self
+    }
+
+    /// The labels the group is keyed by after its level's dimensions.
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// Where `dimension`'s value is in [`SnapshotGroup::keys`], if the group is keyed by it.
+    pub fn key_at(&self, dimension: Dimension) -> Option<usize> {
+        let fixed = self.level.dimensions();
+        match dimension {
+            Dimension::Label(label) => self
+                .labels
+                .iter()
+                .position(|l| *l == label)
+                .map(|p| fixed.len() + p),
+            other => fixed.iter().position(|d| *d == other),
         }
     }
 
@@ -216,6 +258,9 @@ pub struct SnapshotInfo {
     pub line_items: u64,
     /// Groups per level, in [`Level::ALL`] order: readers check they got them all.
     pub groups: Vec<u64>,
+    /// The labels (`KUBECUR_LABELS` when it ran) the full level is also keyed by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<Label>,
     pub warnings: Vec<Warning>,
 }
 
@@ -240,6 +285,7 @@ impl SnapshotInfo {
         SnapshotInfo::describe_parts(
             allocation.flavour,
             allocation.warnings.clone(),
+            labels_of(&allocation.group_by),
             groups,
             origin,
         )
@@ -250,6 +296,7 @@ impl SnapshotInfo {
     pub fn describe_parts(
         flavour: Flavour,
         warnings: Vec<Warning>,
+        labels: Vec<Label>,
         groups: &[SnapshotGroup],
         origin: SnapshotOrigin,
     ) -> SnapshotInfo {
@@ -272,6 +319,7 @@ impl SnapshotInfo {
                 .iter()
                 .map(|l| groups.iter().filter(|g| g.level == *l).count() as u64)
                 .collect(),
+            labels,
             warnings,
         }
     }
@@ -377,6 +425,11 @@ pub fn split_by_period(
 }
 
 /// Builds every level's groups from a full-grain allocation (grouped by [`Dimension::ALL`], day included).
+/// The labels among `dimensions`, in order.
+pub fn labels_of(dimensions: &[Dimension]) -> Vec<Label> {
+    dimensions.iter().filter_map(|d| d.label()).collect()
+}
+
 pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
     let mut builder = SnapshotBuilder::new(&full.group_by)?;
     for row in &full.rows {
@@ -395,8 +448,9 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     day_at: usize,
-    /// Where each of [`Level::Full`]'s dimensions is in a row's keys.
+    /// Where each of [`Level::Full`]'s dimensions, then each label, is in a row's keys.
     full_at: Vec<usize>,
+    labels: Arc<[Label]>,
     full: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>>,
 }
 
@@ -418,8 +472,11 @@ impl SnapshotBuilder {
             full_at: Level::Full
                 .dimensions()
                 .iter()
-                .map(|d| position(*d))
+                .copied()
+                .chain(labels_of(group_by).into_iter().map(Dimension::Label))
+                .map(position)
                 .collect::<Result<_, _>>()?,
+            labels: labels_of(group_by).into(),
             full: BTreeMap::new(),
         })
     }
@@ -514,7 +571,7 @@ impl SnapshotBuilder {
             }));
         }
         for ((keys, allocated), days) in self.full {
-            out.push(group(Level::Full, keys, allocated, days));
+            out.push(group(Level::Full, keys, allocated, days).with_labels(self.labels.clone()));
         }
         out
     }
@@ -583,13 +640,14 @@ pub fn answer<'a>(
         if days.peek().is_none() {
             continue;
         }
-        let dims = group.level.dimensions();
+        // A label the group is not keyed by (a snapshot computed before it was configured): its
+        // cost is shown as not carrying it, and the caller warns.
         let keys: Vec<&'a str> = group_by
             .iter()
-            .map(|d| {
-                dims.iter()
-                    .position(|x| x == d)
-                    .map_or("", |p| group.keys[p].as_str())
+            .map(|d| match (group.key_at(*d), d) {
+                (Some(p), _) => group.keys[p].as_str(),
+                (None, Dimension::Label(_)) => UNALLOCATED,
+                (None, _) => "",
             })
             .collect();
         let at = *index

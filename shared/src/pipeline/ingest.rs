@@ -253,7 +253,7 @@ impl<S: RunStore, Q: QueryRunner, C: Catalog, O: ObjectReader> Ingest<S, Q, C, O
             }
             // Claimed by an invocation that stopped before recording its query: carry on with that
             // claim. The ClientRequestToken makes Athena return the same query to a concurrent twin.
-            Claim::Existing(existing) => existing,
+            Claim::Existing(existing) => *existing,
         };
         self.resume(&mut run, table).await
     }

@@ -100,7 +100,11 @@ pub fn run_plan(
 ) -> Result<AllocationPlan, DomainError> {
     let request = AllocationRequest {
         window: Some(UsageWindow::billing_period(period)),
-        group_by: Dimension::ALL.to_vec(),
+        // The fixed dimensions, then the configured labels (`KUBECUR_LABELS`).
+        group_by: Dimension::ALL
+            .into_iter()
+            .chain(tag_mapping.labels().iter().copied().map(Dimension::Label))
+            .collect(),
         tag_mapping: tag_mapping.clone(),
         accounts: Vec::new(),
         // Snapshots answer any window and regrouping: they need the resource sets.

@@ -6,6 +6,7 @@ use crate::domain::allocation::Allocation;
 use crate::domain::error::DomainError;
 use crate::domain::plan::AllocationPlan;
 use crate::domain::run::check_row;
+use crate::domain::snapshot::labels_of;
 use crate::domain::snapshot::{
     build_snapshot, SnapshotBuilder, SnapshotGroup, SnapshotInfo, SnapshotOrigin,
 };
@@ -63,7 +64,9 @@ impl SnapshotStream {
         let reader = self.reader.ok_or("the result has no header row")?;
         let read = reader.finish();
         let groups = self.builder.finish();
-        let info = SnapshotInfo::describe_parts(read.flavour, read.warnings, &groups, origin);
+        let labels = labels_of(&self.plan.group_by);
+        let info =
+            SnapshotInfo::describe_parts(read.flavour, read.warnings, labels, &groups, origin);
         Ok(Snapshot { info, groups })
     }
 }

@@ -148,7 +148,8 @@ pub struct ObjectMeta {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     New,
-    Existing(Run),
+    /// Boxed: a run (with its column list and tag mapping) is large beside `New`.
+    Existing(Box<Run>),
 }
 
 /// The outcome of publishing a snapshot. Decided by [`crate::domain::snapshot::newer_wins`] in every store.

@@ -19,6 +19,7 @@ module "kubecur" {
 
   bytes_scanned_cutoff_per_query = 10737418240 # 10 GiB
   tag_keys                       = ""
+  labels                         = ""
   log_retention_days             = 30
   results_expiration_days        = 7
 

@@ -66,6 +66,7 @@ resource "aws_lambda_function" "cur_ingest" {
       KUBECUR_ATHENA_DATABASE  = var.glue_database
       KUBECUR_ATHENA_TABLE     = var.glue_table
       KUBECUR_TAG_KEYS         = var.tag_keys
+      KUBECUR_LABELS           = var.labels
       KUBECUR_LOG              = "info"
     }
   }

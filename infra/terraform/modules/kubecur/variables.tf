@@ -124,6 +124,18 @@ variable "tag_keys" {
   }
 }
 
+variable "labels" {
+  description = "Further tag keys every run groups by, ','-separated (becomes KUBECUR_LABELS): the API then answers aggregate=label:KEY, filterLabels and shareLabels for them. Each key multiplies the snapshot's full level by its number of values. Empty: none."
+  type        = string
+  default     = ""
+
+  validation {
+    # AWS tag keys have at most 128 characters and no control characters.
+    condition     = alltrue([for key in split(",", var.labels) : length(trimspace(key)) <= 128 && !can(regex("[[:cntrl:]]", key))])
+    error_message = "labels must be ','-separated tag keys of at most 128 characters, without control characters."
+  }
+}
+
 variable "reconcile_schedule" {
   description = "EventBridge Scheduler expression of the reconciler (docs/pipeline.md): how often recent billing periods are checked for lost events and stuck runs."
   type        = string

@@ -6,6 +6,7 @@ use crate::domain::resources;
 use crate::domain::run::{LatestRun, Run, RunState};
 use crate::domain::snapshot::{DayFigures, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
+use crate::domain::Label;
 use crate::ports::{PeriodStatus, RunFailure, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeMap, HashMap};
@@ -146,10 +147,13 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
 }
 
 /// Reads a group item back.
+/// Reads a group item back; `labels` are the snapshot's ([`SnapshotInfo::labels`]), which key its full
+/// level after the fixed dimensions.
 pub fn read_group(
     item: &Item,
     period: BillingPeriod,
     level: Level,
+    labels: &std::sync::Arc<[Label]>,
 ) -> Result<SnapshotGroup, StoreError> {
     let key = text(item, SK, "snapshot group")?;
     let body: GroupBody = json_attr(item, "g", key)?;
@@ -189,10 +193,17 @@ pub fn read_group(
             },
         );
     }
-    if body.k.len() != level.dimensions().len() {
-        return Err(malformed(key, "key length does not match its level"));
+    let labels: std::sync::Arc<[Label]> = match level {
+        Level::Full => labels.clone(),
+        Level::Namespace => std::sync::Arc::from(Vec::new()),
+    };
+    if body.k.len() != level.dimensions().len() + labels.len() {
+        return Err(malformed(
+            key,
+            "key length does not match its level and the snapshot's labels",
+        ));
     }
-    Ok(SnapshotGroup::new(level, body.k, body.a, days))
+    Ok(SnapshotGroup::new(level, body.k, body.a, days).with_labels(labels))
 }
 
 pub fn pointer_status(item: &Item) -> Result<PeriodStatus, StoreError> {
@@ -303,6 +314,7 @@ pub(super) mod tests {
             computed_at: "2024-07-01T00:00:00Z".into(),
             line_items: 1,
             groups: vec![0, 0],
+            labels: vec![],
             warnings: vec![],
         }
     }
@@ -323,13 +335,31 @@ pub(super) mod tests {
                 },
             )]),
         );
+        let none: std::sync::Arc<[Label]> = std::sync::Arc::from(Vec::new());
         let item = group_item(&info(1), &group).expect("encodable");
         assert_eq!(
-            read_group(&item, info(1).period, Level::Full).expect("decodable"),
+            read_group(&item, info(1).period, Level::Full, &none).expect("decodable"),
             group
         );
-        let wrong_level = read_group(&item, info(1).period, Level::Namespace);
+        let wrong_level = read_group(&item, info(1).period, Level::Namespace, &none);
         assert!(wrong_level.is_err());
+        // With a label, the full level's keys end with its value; the snapshot's labels say so.
+        let team: std::sync::Arc<[Label]> = vec![Label::new("team").expect("valid")].into();
+        let mut keys = group.keys.clone();
+        keys.push("payments".into());
+        let labelled = SnapshotGroup::new(Level::Full, keys, false, group.days().clone())
+            .with_labels(team.clone());
+        let item = group_item(&info(1), &labelled).expect("encodable");
+        let back = read_group(&item, info(1).period, Level::Full, &team).expect("decodable");
+        assert_eq!(back, labelled);
+        assert_eq!(
+            back.key_at(crate::domain::Dimension::Label(team[0])),
+            Some(8)
+        );
+        assert!(
+            read_group(&item, info(1).period, Level::Full, &none).is_err(),
+            "a key too long for a snapshot without labels"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl RunStore for DynamoStore {
                     PutItemError::ConditionalCheckFailedException(e) => e.item(),
                     _ => None,
                 }) {
-                    return Ok(Claim::Existing(read_run(existing)?));
+                    return Ok(Claim::Existing(Box::new(read_run(existing)?)));
                 }
                 if err
                     .as_service_error()
@@ -115,7 +115,7 @@ impl RunStore for DynamoStore {
                     return self
                         .run(run.period, &run.id)
                         .await?
-                        .map(Claim::Existing)
+                        .map(|run| Claim::Existing(Box::new(run)))
                         .ok_or_else(|| malformed(&run.id, "claimed but unreadable"));
                 }
                 Err(backend(format!("claiming run {}", run.id))(err))
@@ -267,7 +267,7 @@ mod tests {
             .claim_run(&again)
             .await
             .expect("answered");
-        assert_eq!(claim, Claim::Existing(existing));
+        assert_eq!(claim, Claim::Existing(Box::new(existing)));
     }
 
     #[tokio::test]

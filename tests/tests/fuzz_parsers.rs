@@ -489,7 +489,8 @@ fn query_string() -> impl Strategy<Value = String> {
         4 => prop::sample::select(vec!["window", "aggregate", "costMetric", "step", "accumulate",
             "format", "filterNamespaces", "filterClusters", "filterPods", "filterAccounts",
             "filterServices", "filterDeployments", "shareNamespaces", "shareUnallocated",
-            "shareCost", "shareSplit", "unknown", "", "window%3D", "a+b"])
+            "shareCost", "shareSplit", "shareLabels", "filterLabels", "unknown", "", "window%3D",
+            "a+b"])
             .prop_map(str::to_string),
         1 => "[^&=]{0,8}",
     ];
@@ -499,7 +500,9 @@ fn query_string() -> impl Strategy<Value = String> {
             "month", "lastmonth", "7d", "namespace", "namespace,pod", "day,namespace,service",
             "nothing", "listCost", "amortizedNetCost", "1d", "24h", "2d", "true", "false", "csv",
             "json", "a,,b", ",", "%", "%zz", "%C3%A9", "+", "a%2Fb", "payments", "even",
-            "weighted", "1500", "-1e15", "1e16", "NaN", "inf", ""])
+            "weighted", "1500", "-1e15", "1e16", "NaN", "inf", "", "label:team",
+            "label%3Ateam,namespace", "label:", "team:payments", "team:", "aws:createdBy:ops",
+            "team:a,team:b,env:prod", ":x"])
             .prop_map(str::to_string),
         1 => "[^&]{0,16}",
     ];

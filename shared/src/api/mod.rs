@@ -21,8 +21,8 @@ use crate::domain::delivery::decode_event_key;
 use crate::domain::plan::Warning;
 use crate::domain::run::Health;
 use crate::domain::share::{ShareRules, SharedSource};
-use crate::domain::snapshot::{answer, Level, SnapshotGroup, SnapshotInfo};
-use crate::domain::{CostMetric, UsageWindow};
+use crate::domain::snapshot::{answer, labels_of, Level, SnapshotGroup, SnapshotInfo};
+use crate::domain::{CostMetric, Dimension, Label, UsageWindow};
 use crate::ports::{PeriodStatus, SnapshotReader, StoreError};
 use chrono::NaiveDate;
 use serde_json::{json, Value};
@@ -214,6 +214,83 @@ fn error_id() -> String {
     format!("{:016x}", hash.finish() as u64)
 }
 
+/// The labels any serving snapshot computed, in first-seen order.
+fn computed_labels(pointers: &[PeriodStatus]) -> Vec<Label> {
+    let mut out: Vec<Label> = Vec::new();
+    for info in pointers.iter().filter_map(|p| p.serving.as_ref()) {
+        for label in &info.labels {
+            if !out.contains(label) {
+                out.push(*label);
+            }
+        }
+    }
+    out
+}
+
+/// A 400 when the request names a label (`aggregate=label:KEY`, `filterLabels`, `shareLabels`, a
+/// configured rule) that no serving snapshot computed: the pipeline groups by the labels of
+/// `KUBECUR_LABELS` only. With no snapshot at all there is nothing to check (the answer says so).
+fn uncomputed_labels(
+    pointers: &[PeriodStatus],
+    dimensions: &[Dimension],
+    query: &AllocationQuery,
+) -> Option<ApiResponse> {
+    if pointers.iter().all(|p| p.serving.is_none()) {
+        return None;
+    }
+    let computed = computed_labels(pointers);
+    let absent = labels_of(dimensions)
+        .into_iter()
+        .find(|l| !computed.contains(l))?;
+    let named = Dimension::Label(absent);
+    let parameter = if query.aggregate.contains(&named) {
+        "aggregate"
+    } else if query.filters.iter().any(|(d, _)| *d == named) {
+        "filterLabels"
+    } else if query.share.labels.iter().any(|(l, _)| *l == absent) {
+        "shareLabels"
+    } else {
+        "the configured share rules"
+    };
+    let allowed = if computed.is_empty() {
+        "no label: this deployment computes none (set KUBECUR_LABELS, or `kubecur serve --labels`)"
+            .to_string()
+    } else {
+        let keys: Vec<&str> = computed.iter().map(|l| l.key()).collect();
+        format!(
+            "the labels this deployment computes (KUBECUR_LABELS): {}",
+            keys.join(", ")
+        )
+    };
+    Some(ApiResponse::error(
+        400,
+        json!({ "error": ParamError {
+            parameter: parameter.into(),
+            message: format!("label `{}` is not computed by the pipeline", absent.key()),
+            allowed,
+        } }),
+    ))
+}
+
+/// Per serving snapshot, the requested labels it was computed without (period, keys).
+fn label_gaps(pointers: &[PeriodStatus], dimensions: &[Dimension]) -> Vec<(String, Vec<String>)> {
+    let wanted = labels_of(dimensions);
+    pointers
+        .iter()
+        .filter_map(|p| p.serving.as_ref())
+        .filter_map(|info| {
+            let mut lacking: Vec<String> = Vec::new();
+            for label in &wanted {
+                let key = label.key().to_string();
+                if !info.labels.contains(label) && !lacking.contains(&key) {
+                    lacking.push(key);
+                }
+            }
+            (!lacking.is_empty()).then(|| (info.period.label(), lacking))
+        })
+        .collect()
+}
+
 async fn allocation<S: SnapshotReader>(
     store: &S,
     query: &AllocationQuery,
@@ -239,6 +316,9 @@ async fn allocation<S: SnapshotReader>(
         }
     }
     dimensions.extend(grain.iter().copied());
+    if let Some(refused) = uncomputed_labels(&pointers, &dimensions, query) {
+        return Ok(refused);
+    }
     let level = Level::serving(&dimensions);
     let mut groups: Vec<std::sync::Arc<SnapshotGroup>> = Vec::new();
     let mut warnings = Vec::new();
@@ -287,8 +367,12 @@ async fn allocation<S: SnapshotReader>(
         group.level == level
             && (sharing
                 || query.filters.iter().all(|(dimension, allowed)| {
-                    let at = level.dimensions().iter().position(|d| d == dimension);
-                    at.is_some_and(|at| allowed.iter().any(|a| *a == group.keys[at]))
+                    let value = match (group.key_at(*dimension), dimension) {
+                        (Some(at), _) => group.keys[at].as_str(),
+                        (None, Dimension::Label(_)) => crate::domain::UNALLOCATED,
+                        (None, _) => return false,
+                    };
+                    allowed.iter().any(|a| a == value)
                 }))
     };
     // Sharing over a set at the grain, then the filters, then the requested aggregate.
@@ -297,7 +381,7 @@ async fn allocation<S: SnapshotReader>(
             return Ok((set, Vec::new()));
         }
         let shared = rules
-            .apply(&set, query.metric)
+            .apply_for(&set, &query.aggregate, query.metric)
             .map_err(|e| StoreError::Malformed {
                 key: "the share rules".into(),
                 reason: e.to_string(),
@@ -401,6 +485,12 @@ async fn allocation<S: SnapshotReader>(
         .iter()
         .map(|w| json!({ "warning": w, "message": w.to_string() }))
         .collect();
+    for (period, labels) in label_gaps(&pointers, &dimensions) {
+        notes.push(json!({
+            "warning": { "kind": "labelNotComputed", "period": period, "labels": labels },
+            "message": format!("the snapshot of {period} was computed without label(s) {}: its cost shows as `__unallocated__` for them until the month is computed again", labels.join(", ")),
+        }));
+    }
     if !missing.is_empty() {
         notes.push(json!({
             "warning": { "kind": "noSnapshot", "periods": missing },
@@ -808,6 +898,170 @@ mod tests {
         let response = handle(store, &request, today()).await;
         let body = serde_json::from_str(&response.body).unwrap_or(Value::String(response.body));
         (response.status, body)
+    }
+
+    /// June 2024 at full grain and by `label:team` (as with `KUBECUR_LABELS=team`).
+    fn labelled_store() -> MemoryStore {
+        let u = UNALLOCATED;
+        let team = crate::domain::Label::new("team").expect("valid");
+        let row = |day: &str, ns: &str, team: &str, cost: f64| AllocationRow {
+            keys: [
+                day,
+                "prod",
+                ns,
+                u,
+                u,
+                u,
+                u,
+                "AmazonRDS",
+                "111122223333",
+                team,
+            ]
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+            allocated: ns != u,
+            costs: CostVector([cost, cost, cost, cost]),
+            shared: Default::default(),
+            resources: 1,
+            resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
+            line_items: 1,
+        };
+        let mut group_by = Dimension::ALL.to_vec();
+        group_by.push(Dimension::Label(team));
+        let full = Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by,
+            rows: vec![
+                row("2024-06-01", "payments", "pay", 10.0),
+                row("2024-06-02", "payments", "plat", 6.0),
+                row("2024-06-02", "search", "pay", 4.0),
+                row("2024-06-03", u, u, 100.0),
+            ],
+            warnings: vec![],
+        };
+        let groups = build_snapshot(&full).expect("full grain");
+        let info = SnapshotInfo::describe(
+            &full,
+            &groups,
+            SnapshotOrigin {
+                period: BillingPeriod {
+                    year: 2024,
+                    month: 6,
+                },
+                version: 7,
+                run_id: "run".into(),
+                source: "exec-1".into(),
+                computed_at: "2024-07-01T07:00:00Z".into(),
+            },
+        );
+        assert_eq!(info.labels, vec![team]);
+        let store = MemoryStore::default();
+        assert!(store.publish(info, groups));
+        store
+    }
+
+    #[tokio::test]
+    async fn labels_aggregate_filter_and_share_and_an_uncomputed_label_is_a_400_listing_the_computed(
+    ) {
+        let window = ("window", "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z");
+        let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9);
+        let labelled = labelled_store();
+        let (status, body) = get(
+            &labelled,
+            "/allocation",
+            &[window, ("aggregate", "label:team")],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let set = &body["data"][0];
+        assert_eq!(set.as_object().map(|o| o.len()), Some(3), "{set}");
+        assert!(close(&set["pay"]["totalCost"], 14.0), "{set}");
+        assert!(close(&set["plat"]["totalCost"], 6.0), "{set}");
+        assert!(close(&set[UNALLOCATED]["totalCost"], 100.0), "{set}");
+        assert_eq!(set["pay"]["properties"]["label:team"], "pay", "{set}");
+        assert_eq!(body["meta"]["aggregate"], json!(["label:team"]));
+
+        let (_, filtered) = get(
+            &labelled,
+            "/allocation",
+            &[
+                window,
+                ("aggregate", "namespace"),
+                ("filterLabels", "team:pay"),
+            ],
+        )
+        .await;
+        let set = &filtered["data"][0];
+        assert_eq!(set.as_object().map(|o| o.len()), Some(2), "{set}");
+        assert!(close(&set["payments"]["totalCost"], 10.0), "{set}");
+        assert!(close(&set["search"]["totalCost"], 4.0), "{set}");
+
+        // The platform team's 6 over the other allocated groups by weight: payments 10, search 4.
+        let (status, shared) = get(
+            &labelled,
+            "/allocation",
+            &[window, ("shareLabels", "team:plat")],
+        )
+        .await;
+        assert_eq!(status, 200, "{shared}");
+        let set = &shared["data"][0];
+        assert!(
+            close(&set["payments"]["sharedCost"], 6.0 * 10.0 / 14.0),
+            "{set}"
+        );
+        assert!(
+            close(&set["payments"]["totalCost"], 10.0 + 6.0 * 10.0 / 14.0),
+            "{set}"
+        );
+        assert!(
+            close(&set["search"]["totalCost"], 4.0 + 6.0 * 4.0 / 14.0),
+            "{set}"
+        );
+        assert!(close(&set[UNALLOCATED]["totalCost"], 100.0), "{set}");
+        assert!(
+            close(&shared["meta"]["summary"]["total"], 120.0),
+            "{shared}"
+        );
+        assert_eq!(shared["meta"]["shared"][0]["rule"], "shareLabels=team:plat");
+
+        // A label the pipeline does not compute: 400, naming the parameter and listing `team`.
+        for (parameter, query) in [
+            ("aggregate", ("aggregate", "label:env")),
+            ("filterLabels", ("filterLabels", "env:prod")),
+            ("shareLabels", ("shareLabels", "env:prod")),
+        ] {
+            let (status, body) = get(&labelled, "/allocation", &[window, query]).await;
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(body["error"]["parameter"], parameter, "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("`env`")),
+                "{body}"
+            );
+            assert!(
+                body["error"]["allowed"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("team")),
+                "{body}"
+            );
+        }
+        // A deployment without labels says it computes none.
+        let (status, body) = get(
+            &store(),
+            "/allocation",
+            &[window, ("aggregate", "label:team")],
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["allowed"]
+                .as_str()
+                .is_some_and(|m| m.contains("KUBECUR_LABELS")),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -1314,6 +1568,7 @@ mod tests {
                     "shareUnallocated" => "true",
                     "shareCost" => "1500",
                     "shareSplit" => "even",
+                    "shareLabels" | "filterLabels" => "team:payments",
                     _ => "payments",
                 };
                 query.push((name.clone(), example.to_string()));

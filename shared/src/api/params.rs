@@ -1,5 +1,6 @@
 //! `GET /allocation` parameters: parsed strictly, every error naming the parameter and what is allowed.
 
+use crate::domain::label::{parse_label_values, Label};
 use crate::domain::share::{parse_amount, ShareParameters, Split};
 use crate::domain::{CostMetric, Dimension, UsageWindow};
 use chrono::NaiveDate;
@@ -33,10 +34,11 @@ pub struct AllocationQuery {
     pub daily: bool,
     /// `accumulate=true`: sum the steps into one set.
     pub accumulate: bool,
-    /// `filterNamespaces=a,b` …: keep groups whose value is one of these.
+    /// `filterNamespaces=a,b` …, `filterLabels=team:a`: keep groups whose value is one of these.
     pub filters: Vec<(Dimension, Vec<String>)>,
     pub csv: bool,
-    /// `shareNamespaces`, `shareUnallocated`, `shareCost`, `shareSplit` ([`crate::domain::share`]).
+    /// `shareNamespaces`, `shareLabels`, `shareUnallocated`, `shareCost`, `shareSplit`
+    /// ([`crate::domain::share`]).
     pub share: ShareParameters,
 }
 
@@ -68,12 +70,13 @@ impl Default for Limits {
 
 /// Every parameter `GET /allocation` accepts, in the order the OpenAPI document lists them.
 pub fn allocation_parameters() -> Vec<String> {
-    let mut names: Vec<String> = PARAMETERS[..10].iter().map(|p| p.to_string()).collect();
+    let mut names: Vec<String> = PARAMETERS[..11].iter().map(|p| p.to_string()).collect();
     names.extend(Dimension::ALL.into_iter().filter_map(filter_parameter));
+    names.push("filterLabels".into());
     names
 }
 
-const PARAMETERS: [&str; 11] = [
+const PARAMETERS: [&str; 12] = [
     "window",
     "aggregate",
     "accumulate",
@@ -81,6 +84,7 @@ const PARAMETERS: [&str; 11] = [
     "costMetric",
     "format",
     "shareNamespaces",
+    "shareLabels",
     "shareUnallocated",
     "shareCost",
     "shareSplit",
@@ -247,8 +251,25 @@ impl AllocationQuery {
                 parsed.push((*dimension, values));
             }
         }
+        let label_values = |parameter: &str| -> Result<Vec<(Label, Vec<String>)>, ParamError> {
+            match get(parameter) {
+                None => Ok(Vec::new()),
+                Some(text) => parse_label_values(text).map_err(|message| {
+                    bad(
+                        parameter,
+                        message,
+                        "comma-separated KEY:VALUE pairs (split at the last `:`), KEY a tag key",
+                    )
+                }),
+            }
+        };
+        // `filterLabels=team:a,team:b,env:prod`: any of a key's values, every key (as the other filters).
+        for (label, values) in label_values("filterLabels")? {
+            parsed.push((Dimension::Label(label), values));
+        }
         let share = ShareParameters {
             namespaces: list("shareNamespaces")?.unwrap_or_default(),
+            labels: label_values("shareLabels")?,
             unallocated: boolean("shareUnallocated")?,
             cost_per_month: match get("shareCost") {
                 None => None,
@@ -343,12 +364,22 @@ mod tests {
             ("shareUnallocated", "true"),
             ("shareCost", "1500.5"),
             ("shareSplit", "even"),
+            (
+                "shareLabels",
+                "team:platform,team:shared, aws:createdBy:ops",
+            ),
         ])
         .expect("valid");
+        let team = Label::new("team").expect("valid");
+        let created_by = Label::new("aws:createdBy").expect("valid");
         assert_eq!(
             q.share,
             ShareParameters {
                 namespaces: vec!["kube-system".into(), "platform".into()],
+                labels: vec![
+                    (team, vec!["platform".into(), "shared".into()]),
+                    (created_by, vec!["ops".into()])
+                ],
                 unallocated: true,
                 cost_per_month: Some(1500.5),
                 split: Some(Split::Even),
@@ -356,6 +387,43 @@ mod tests {
         );
         let q = parse(&[("window", "7d")]).expect("valid");
         assert_eq!(q.share, ShareParameters::default());
+    }
+
+    #[test]
+    fn label_aggregates_and_filters_parse_and_bad_pairs_name_the_parameter() {
+        let q = parse(&[
+            ("window", "7d"),
+            ("aggregate", "label:team,namespace"),
+            ("filterLabels", "team:payments,team:search,env:prod"),
+            ("filterNamespaces", "a"),
+        ])
+        .expect("valid");
+        let team = Label::new("team").expect("valid");
+        let env = Label::new("env").expect("valid");
+        assert_eq!(
+            q.aggregate,
+            vec![Dimension::Label(team), Dimension::Namespace]
+        );
+        assert_eq!(
+            q.filters,
+            vec![
+                (Dimension::Namespace, vec!["a".into()]),
+                (
+                    Dimension::Label(team),
+                    vec!["payments".into(), "search".into()]
+                ),
+                (Dimension::Label(env), vec!["prod".into()]),
+            ]
+        );
+        for (name, value) in [
+            ("filterLabels", "team"),
+            ("filterLabels", "team:"),
+            ("shareLabels", ","),
+            ("aggregate", "label:"),
+        ] {
+            let err = parse(&[("window", "7d"), (name, value)]).expect_err(value);
+            assert_eq!(err.parameter, name, "{err}");
+        }
     }
 
     #[test]
@@ -380,9 +448,9 @@ mod tests {
             (vec![], "window", "required"),
             (vec![("window", "7x")], "window", "7x"),
             (
-                vec![("window", "7d"), ("aggregate", "label:app")],
+                vec![("window", "7d"), ("aggregate", "labels:app")],
                 "aggregate",
-                "label:app",
+                "labels:app",
             ),
             (
                 vec![("window", "7d"), ("costMetric", "blended")],

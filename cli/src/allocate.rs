@@ -5,6 +5,7 @@ use crate::output;
 use crate::progress::TerminalProgress;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::domain::label::parse_label_values;
 use kubecur_shared::domain::plan::AccountId;
 use kubecur_shared::domain::share::{parse_amount, ShareParameters, ShareRules, Split};
 use kubecur_shared::domain::sql::render_allocation;
@@ -97,15 +98,22 @@ pub fn share_rules_from(args: &AllocateArgs) -> Result<ShareRules, CliError> {
             "--share-namespaces is empty; expected a comma-separated list of namespaces".into(),
         ));
     }
+    let labels = match &args.share_labels {
+        None => Vec::new(),
+        Some(text) => {
+            parse_label_values(text).map_err(|e| CliError::Usage(format!("--share-labels: {e}")))?
+        }
+    };
     let rules = read_share_rules(args.share_rules.as_deref())?.with_parameters(&ShareParameters {
         namespaces,
+        labels,
         unallocated: args.share_unallocated,
         cost_per_month,
         split: split.clone(),
     });
     if split.is_some() && rules.is_empty() {
         return Err(CliError::Usage(
-            "--share-split chooses how shared cost is split: give something to share (--share-namespaces, --share-unallocated, --share-cost or --share-rules)".into(),
+            "--share-split chooses how shared cost is split: give something to share (--share-namespaces, --share-labels, --share-unallocated, --share-cost or --share-rules)".into(),
         ));
     }
     Ok(rules)
@@ -186,7 +194,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     let mut allocation = result?;
     let mut sources = None;
     if !rules.is_empty() {
-        let shared = rules.apply(&allocation, metric)?;
+        let shared = rules.apply_for(&allocation, &aggregate, metric)?;
         allocation = shared.allocation.regroup(&aggregate).ok_or_else(|| {
             CliError::Failed("the shared allocation lost the requested keys".into())
         })?;

@@ -58,6 +58,10 @@ pub struct AllocateArgs {
     /// Spread these namespaces' cost over the other namespaces' groups (comma-separated); they leave the answer.
     #[arg(long, value_name = "NS[,NS]")]
     pub share_namespaces: Option<String>,
+    /// Spread the cost of line items carrying these tag values over the allocated groups, e.g.
+    /// team:platform,team:shared (each pair split at its last `:`).
+    #[arg(long, value_name = "KEY:VALUE[,KEY:VALUE]")]
+    pub share_labels: Option<String>,
     /// Spread the untagged (`__unallocated__`) cost over the allocated groups.
     #[arg(long)]
     pub share_unallocated: bool,
@@ -145,6 +149,10 @@ pub struct ServeArgs {
     /// Share rules every answer applies before its share parameters, a JSON file (README: "Shared costs").
     #[arg(long, value_name = "FILE")]
     pub share_rules: Option<PathBuf>,
+    /// Further tag keys to serve as `aggregate=label:KEY`, `filterLabels` and `shareLabels`
+    /// (comma-separated; the pipeline's KUBECUR_LABELS).
+    #[arg(long, value_name = "KEY[,KEY]", conflicts_with = "api")]
+    pub labels: Option<String>,
     /// Requests served at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,

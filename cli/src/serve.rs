@@ -10,9 +10,10 @@ use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
 use kubecur_shared::api::{self, ApiResponse, Limits, MemoryStore};
 use kubecur_shared::config::tag_mapping;
+use kubecur_shared::domain::label::parse_label_list;
 use kubecur_shared::domain::share::ShareRules;
 use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
-use kubecur_shared::domain::{AllocationRequest, Dimension};
+use kubecur_shared::domain::{AllocationRequest, Dimension, Label};
 use kubecur_shared::pipeline::publish::{build, publish};
 use kubecur_shared::ports::Progress;
 use kubecur_shared::service;
@@ -22,11 +23,16 @@ use std::sync::Arc;
 pub async fn load(
     cur: &str,
     tag_keys: &[String],
+    labels: &[Label],
     progress: Arc<dyn Progress>,
 ) -> Result<MemoryStore, CliError> {
     let request = AllocationRequest {
         window: None,
-        group_by: Dimension::ALL.to_vec(),
+        // The full grain, then the labels (as the pipeline's run with KUBECUR_LABELS).
+        group_by: Dimension::ALL
+            .into_iter()
+            .chain(labels.iter().copied().map(Dimension::Label))
+            .collect(),
         tag_mapping: tag_mapping(tag_keys)?,
         accounts: Vec::new(),
         resource_ids: true,
@@ -258,7 +264,9 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let backend = match (&args.cur, &args.api) {
         (Some(cur), _) => {
             let progress = Arc::new(TerminalProgress::new());
-            let loaded = load(cur, &args.tag_keys, progress.clone()).await;
+            let labels = parse_label_list(args.labels.as_deref().unwrap_or(""))
+                .map_err(|e| CliError::Usage(format!("--labels: {e}")))?;
+            let loaded = load(cur, &args.tag_keys, &labels, progress.clone()).await;
             progress.finish();
             Backend::Local(loaded?)
         }

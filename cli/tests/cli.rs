@@ -761,6 +761,114 @@ fn the_readme_shared_rds_example_splits_by_weight_evenly_and_by_percentages() {
     );
 }
 
+/// `kubecur allocate` on docs/examples/labels (June 1: 340 in all) as CSV: the header and, per row,
+/// the first cell and the numbers after it.
+fn labels_example(extra: &[&str]) -> (Output, String, BTreeMap<String, Vec<f64>>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/labels");
+    let cur = root.join("cur").display().to_string();
+    let rules = root.join("share-platform-logs.json").display().to_string();
+    let mut args = vec![
+        "allocate", "--cur", &cur, "--period", "2024-06", "--metric", "listCost", "--format", "csv",
+    ];
+    args.extend(
+        extra
+            .iter()
+            .map(|a| if *a == "RULES" { rules.as_str() } else { a }),
+    );
+    let out = kubecur(&args);
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows = lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let numbers = cells[1..]
+                .iter()
+                .map(|c| c.parse().expect("a number"))
+                .collect();
+            (cells[0].to_string(), numbers)
+        })
+        .collect();
+    (out, header, rows)
+}
+
+#[test]
+fn the_readme_labels_example_aggregates_and_shares_by_any_tag() {
+    // By the `team` tag: hand sums of the five line items.
+    let (out, header, rows) = labels_example(&["--aggregate", "label:team"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(header, "label:team,listCost");
+    let expected: BTreeMap<String, Vec<f64>> = [
+        ("payments", 140.0),
+        ("platform", 90.0),
+        ("search", 60.0),
+        ("__unallocated__", 50.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), vec![v]))
+    .collect();
+    assert_eq!(rows, expected);
+    // The platform team's 90 shared by namespace. Weighted at (namespace, team): payments 100,
+    // search 60 + 40, checkout 50 → 36, 36, 18. Even: 30 per namespace. The rules file: 45 to each
+    // of payments and search.
+    for (extra, expected) in [
+        (
+            vec!["--share-labels", "team:platform"],
+            [
+                ("payments", 136.0, 36.0),
+                ("search", 136.0, 36.0),
+                ("checkout", 68.0, 18.0),
+            ],
+        ),
+        (
+            vec!["--share-labels", "team:platform", "--share-split", "even"],
+            [
+                ("payments", 130.0, 30.0),
+                ("search", 130.0, 30.0),
+                ("checkout", 80.0, 30.0),
+            ],
+        ),
+        (
+            vec!["--share-rules", "RULES"],
+            [
+                ("payments", 145.0, 45.0),
+                ("search", 145.0, 45.0),
+                ("checkout", 50.0, 0.0),
+            ],
+        ),
+    ] {
+        let (out, header, rows) = labels_example(&extra);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        assert_eq!(header, "namespace,listCost,sharedCost", "{extra:?}");
+        assert_eq!(rows.len(), expected.len(), "{extra:?}: {rows:?}");
+        for (namespace, total, shared) in expected {
+            let got = &rows[namespace];
+            assert!(
+                (got[0] - total).abs() < 1e-9 && (got[1] - shared).abs() < 1e-9,
+                "{extra:?} {namespace}: {got:?}, expected {total} ({shared} shared)"
+            );
+        }
+    }
+    for (extra, needle) in [
+        (vec!["--aggregate", "label:"], "empty"),
+        (vec!["--share-labels", "team"], "--share-labels"),
+        (vec!["--share-labels", "team:"], "--share-labels"),
+    ] {
+        let (out, _, _) = labels_example(&extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn bad_share_arguments_exit_2_naming_the_rule_and_the_field() {
     let dir = tempfile::tempdir().expect("temporary directory");

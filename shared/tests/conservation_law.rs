@@ -75,6 +75,15 @@ const TAG_COLUMNS: [&str; 4] = [
 ];
 const TAG_VALUES: [&str; 6] = ["payments", "", "  ", "zahlungsverkehr-ü", "支付", "O'Brien"];
 
+/// Every fixed dimension and `label:team` (the tag column `resource_tags_user_team`).
+fn dimensions() -> Vec<Dimension> {
+    let team = kubecur_shared::domain::Label::new("team").expect("valid");
+    Dimension::ALL
+        .into_iter()
+        .chain([Dimension::Label(team)])
+        .collect()
+}
+
 fn item() -> impl Strategy<Value = Item> {
     (
         0u32..45,
@@ -155,7 +164,7 @@ proptest! {
     #[test]
     fn allocated_plus_unallocated_is_the_window_total(
         items in prop::collection::vec(item(), 0..200),
-        group_by in prop::sample::subsequence(Dimension::ALL.to_vec(), 1..=9),
+        group_by in prop::sample::subsequence(dimensions(), 1..=10),
         namespace_keys in prop::sample::select(vec!["kubernetes_namespace", "team,kubernetes_namespace", "absent_tag"]),
         windowed in any::<bool>(),
         one_account in any::<bool>(),
@@ -202,7 +211,8 @@ proptest! {
     #[test]
     fn sharing_keeps_the_window_total(
         items in prop::collection::vec(item(), 0..200),
-        aggregate in prop::sample::subsequence(Dimension::ALL.to_vec(), 1..=3),
+        aggregate in prop::sample::subsequence(dimensions(), 1..=3),
+        share_labels in prop::sample::subsequence(TAG_VALUES.to_vec(), 0..=2),
         namespaces in prop::sample::subsequence(vec!["payments", "zahlungsverkehr-ü", "支付", "O'Brien", "absent"], 0..=2),
         unallocated in any::<bool>(),
         cost in prop::option::of(-500.0f64..5000.0),
@@ -217,8 +227,14 @@ proptest! {
              "split": {"percent": {"payments": 60, "支付": 40}}}
         ]}"#;
         let configured = if with_file { ShareRules::parse_json(file).expect("valid") } else { ShareRules::default() };
+        let team = kubecur_shared::domain::Label::new("team").expect("valid");
         let rules = configured.with_parameters(&ShareParameters {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            labels: if share_labels.is_empty() {
+                Vec::new()
+            } else {
+                vec![(team, share_labels.iter().map(|v| v.to_string()).collect())]
+            },
             unallocated,
             cost_per_month: cost,
             split: Some(if even { Split::Even } else { Split::Weighted }),
@@ -233,7 +249,7 @@ proptest! {
         };
         let plan = AllocationPlan::new(&columns(), &request).expect("plannable");
         let allocation = allocate(&plan, items.iter().map(|i| i as &dyn LineItemValues));
-        let shared = rules.apply(&allocation, metric).expect("windowed, at the rules' grain");
+        let shared = rules.apply_for(&allocation, &aggregate, metric).expect("windowed, at the rules' grain");
         let answer = shared.allocation.regroup(&aggregate).expect("the aggregate leads the grain");
 
         let kept: Vec<&Item> = items.iter().filter(|i| {

@@ -25,6 +25,7 @@
 use super::allocation::{Allocation, AllocationRow, CostVector};
 use super::dimension::Dimension;
 use super::error::DomainError;
+use super::label::Label;
 use super::metric::CostMetric;
 use super::plan::Warning;
 use super::window::UsageWindow;
@@ -131,6 +132,8 @@ pub struct Shared {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ShareParameters {
     pub namespaces: Vec<String>,
+    /// `shareLabels=KEY:VALUE,…`: each key's values (a row carrying any of them is shared).
+    pub labels: Vec<(Label, Vec<String>)>,
     pub unallocated: bool,
     pub cost_per_month: Option<f64>,
     /// `None`: the default, `weighted`.
@@ -184,6 +187,25 @@ impl ShareRules {
                 name: format!("shareNamespaces={}", parameters.namespaces.join(",")),
                 source: Source::Select(Selector {
                     values: vec![(Dimension::Namespace, parameters.namespaces.clone())],
+                    unallocated: false,
+                }),
+                target: Selector::default(),
+                split: split.clone(),
+            });
+        }
+        // One rule per key: a row carrying any listed value is a source (OpenCost's `shareLabels`).
+        for (label, values) in &parameters.labels {
+            self.rules.push(ShareRule {
+                name: format!(
+                    "shareLabels={}",
+                    values
+                        .iter()
+                        .map(|v| format!("{}:{v}", label.key()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                source: Source::Select(Selector {
+                    values: vec![(Dimension::Label(*label), values.clone())],
                     unallocated: false,
                 }),
                 target: Selector::default(),
@@ -247,6 +269,18 @@ impl ShareRules {
     pub fn apply(
         &self,
         allocation: &Allocation,
+        metric: CostMetric,
+    ) -> Result<Shared, DomainError> {
+        self.apply_for(allocation, &allocation.group_by, metric)
+    }
+
+    /// [`ShareRules::apply`] for an answer grouped by `aggregate` (a part of the allocation's keys):
+    /// `even` gives each of the answer's groups an equal part, spread over the group's rows at the
+    /// finer grain by weight (evenly when none weighs anything).
+    pub fn apply_for(
+        &self,
+        allocation: &Allocation,
+        aggregate: &[Dimension],
         metric: CostMetric,
     ) -> Result<Shared, DomainError> {
         let group_by = &allocation.group_by;
@@ -313,6 +347,11 @@ impl ShareRules {
             })
             .collect();
         let namespace_at = group_by.iter().position(|d| *d == Dimension::Namespace);
+        let answer_at: Vec<usize> = aggregate
+            .iter()
+            .filter_map(|d| group_by.iter().position(|g| g == d))
+            .collect();
+        let rows = &allocation.rows;
 
         let mut received: Vec<CostVector> = vec![CostVector::default(); allocation.rows.len()];
         // Sources whose rule found no receiver stay in the answer.
@@ -377,13 +416,13 @@ impl ShareRules {
                     .collect();
                 let weight = |i: usize| allocation.rows[i].costs.get(metric).max(0.0);
                 let parts: Vec<(usize, f64)> = match &rule.split {
-                    Split::Even => even(&receivers),
+                    Split::Even => even_by_group(rows, &receivers, &answer_at, weight),
                     Split::Weighted => {
                         let parts = weighted(&receivers, weight);
                         if parts.is_none() && !receivers.is_empty() {
                             even_fallback[r] = true;
                         }
-                        parts.unwrap_or_else(|| even(&receivers))
+                        parts.unwrap_or_else(|| even_by_group(rows, &receivers, &answer_at, weight))
                     }
                     Split::Percent(percentages) => {
                         let mut present: Vec<(f64, Vec<usize>)> = Vec::new();
@@ -648,6 +687,7 @@ fn parse_selector(
     let allowed_keys: Vec<&str> = selectable()
         .into_iter()
         .map(|d| d.name())
+        .chain(["label:KEY"])
         .chain(unallocated_allowed.then_some("unallocated"))
         .collect();
     let Value::Object(fields) = value else {
@@ -674,16 +714,21 @@ fn parse_selector(
                 .ok_or_else(|| rule_error(rule, &path, "must be true or false"))?;
             continue;
         }
-        let dimension = selectable()
-            .into_iter()
-            .find(|d| d.name() == key)
-            .ok_or_else(|| {
-                rule_error(
-                    rule,
-                    &path,
-                    format!("unknown key; allowed: {}", allowed_keys.join(", ")),
-                )
-            })?;
+        let dimension = match Label::parse_prefixed(key) {
+            Some(label) => {
+                Dimension::Label(label.map_err(|e| rule_error(rule, &path, e.to_string()))?)
+            }
+            None => selectable()
+                .into_iter()
+                .find(|d| d.name() == key)
+                .ok_or_else(|| {
+                    rule_error(
+                        rule,
+                        &path,
+                        format!("unknown key; allowed: {}", allowed_keys.join(", ")),
+                    )
+                })?,
+        };
         let values: Vec<String> = match value {
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items
@@ -711,6 +756,32 @@ fn parse_selector(
 fn even(receivers: &[usize]) -> Vec<(usize, f64)> {
     let n = receivers.len() as f64;
     receivers.iter().map(|&i| (i, 1.0 / n)).collect()
+}
+
+/// Equal parts per answer group (the receivers' keys at `answer_at`), each group's part spread over
+/// its rows by `weight` (evenly when none of them weighs anything).
+fn even_by_group(
+    rows: &[AllocationRow],
+    receivers: &[usize],
+    answer_at: &[usize],
+    weight: impl Fn(usize) -> f64,
+) -> Vec<(usize, f64)> {
+    let mut groups: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+    for &i in receivers {
+        let key = answer_at
+            .iter()
+            .map(|&p| rows[i].keys[p].as_str())
+            .collect();
+        groups.entry(key).or_default().push(i);
+    }
+    let n = groups.len() as f64;
+    groups
+        .values()
+        .flat_map(|members| {
+            let within = weighted(members, &weight).unwrap_or_else(|| even(members));
+            within.into_iter().map(move |(i, f)| (i, f / n))
+        })
+        .collect()
 }
 
 /// Parts in proportion to `weight`, or `None` when no receiver weighs anything.
@@ -793,6 +864,53 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn even_gives_equal_parts_per_answer_group_not_per_row_of_the_finer_grain() {
+        // Shared at (namespace, service) for an answer by namespace: payments has two rows, search
+        // one; the 90 untagged go 45 / 45, and payments' 45 by weight over its two rows.
+        let estate = Allocation {
+            flavour: Flavour::Cur2,
+            window: Some(june()),
+            group_by: vec![Dimension::Namespace, Dimension::Service],
+            rows: vec![
+                row(&["payments", "AmazonS3"], true, 30.0),
+                row(&["payments", "AmazonRDS"], true, 10.0),
+                row(&["search", "AmazonS3"], true, 10.0),
+                row(&[UNALLOCATED, "AmazonRDS"], false, 90.0),
+            ],
+            warnings: Vec::new(),
+        };
+        let rules = ShareRules::default().with_parameters(&ShareParameters {
+            unallocated: true,
+            split: Some(Split::Even),
+            ..ShareParameters::default()
+        });
+        let shared = rules
+            .apply_for(&estate, &[Dimension::Namespace], CostMetric::ListCost)
+            .expect("applies");
+        assert_eq!(
+            costs(&shared, "payments", CostMetric::ListCost),
+            (85.0, 45.0)
+        );
+        assert_eq!(costs(&shared, "search", CostMetric::ListCost), (55.0, 45.0));
+        let s3 = shared
+            .allocation
+            .rows
+            .iter()
+            .find(|r| r.keys == ["payments", "AmazonS3"])
+            .expect("a row");
+        assert!(close(
+            s3.shared.get(CostMetric::ListCost),
+            45.0 * 30.0 / 40.0
+        ));
+        // Answered at the grain itself, each row is a group: 30 each.
+        let shared = rules.apply(&estate, CostMetric::ListCost).expect("applies");
+        assert_eq!(
+            costs(&shared, "payments", CostMetric::ListCost),
+            (100.0, 60.0)
+        );
     }
 
     #[test]

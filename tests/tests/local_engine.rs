@@ -78,34 +78,50 @@ fn assert_close(context: &str, actual: f64, expected: f64) {
     );
 }
 
+/// By namespace, and by namespace and `label:CostCenter` (a tag key that is no Kubernetes concept,
+/// with a quoted value): each flavour and encoding reads it with its own column rules.
 async fn check_output_matches_reference(
     path: &Path,
     metrics: &[CostMetric],
     expected_flavour: Flavour,
 ) {
-    let request = by_namespace();
-    let mut engine = open(path)
-        .await
-        .unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
-    assert_eq!(engine.flavour(), expected_flavour, "{}", path.display());
-    let actual = service::allocate(&mut engine, &request)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let expected = reference(&request).await;
-    let (actual, expected) = (per_key(&actual), per_key(&expected));
-    assert_eq!(
-        actual.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "{}: namespaces",
-        path.display()
-    );
-    for (key, costs) in &expected {
-        for metric in metrics {
-            assert_close(
-                &format!("{} {key:?} {metric}", path.display()),
-                actual[key][metric.index()],
-                costs[metric.index()],
+    let cost_center = kubecur_shared::domain::Label::new("CostCenter").expect("valid");
+    let by_cost_center = AllocationRequest {
+        group_by: vec![Dimension::Namespace, Dimension::Label(cost_center)],
+        ..by_namespace()
+    };
+    for request in [by_namespace(), by_cost_center] {
+        let mut engine = open(path)
+            .await
+            .unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
+        assert_eq!(engine.flavour(), expected_flavour, "{}", path.display());
+        let actual = service::allocate(&mut engine, &request)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let expected = reference(&request).await;
+        let (actual, expected) = (per_key(&actual), per_key(&expected));
+        assert_eq!(
+            actual.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{}: groups by {:?}",
+            path.display(),
+            request.group_by
+        );
+        if request.group_by.len() > 1 {
+            assert!(
+                expected.keys().any(|k| k[1] == "CC-1234 \"core\""),
+                "the sample tags some cost with CostCenter: {:?}",
+                expected.keys().collect::<Vec<_>>()
             );
+        }
+        for (key, costs) in &expected {
+            for metric in metrics {
+                assert_close(
+                    &format!("{} {key:?} {metric}", path.display()),
+                    actual[key][metric.index()],
+                    costs[metric.index()],
+                );
+            }
         }
     }
 }

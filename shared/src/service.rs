@@ -82,7 +82,7 @@ impl AllocationReader {
         let keys: Vec<usize> = plan
             .group_by
             .iter()
-            .map(|d| column(d.name()))
+            .map(|d| column(&d.sql_alias()))
             .collect::<Result<_, _>>()?;
         let presence: Vec<Result<usize, usize>> = plan
             .presence()

@@ -5,8 +5,9 @@ use super::label::Label;
 use super::named::trimmed_lowercase;
 use super::tags::Concept;
 
-/// One grouping key of an allocation. The names are OpenCost's `aggregate` names, used in requests,
-/// output columns and SQL aliases; [`Dimension::ALL`] is in the order of the full-grain allocation.
+/// One grouping key of an allocation. The names are OpenCost's `aggregate` names, used in requests and
+/// output columns (SQL aliases: [`Dimension::sql_alias`]); [`Dimension::ALL`] is in the order of the
+/// full-grain allocation.
 /// [`Dimension::Label`] (`label:KEY`) is any other tag key; it is not in [`Dimension::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
@@ -65,6 +66,22 @@ impl Dimension {
         let mut names: Vec<&str> = FIXED.iter().map(|(_, name)| *name).collect();
         names.push("label:KEY");
         names.join(", ")
+    }
+
+    /// The column alias in the allocation query and its result: the name of a fixed dimension; for a
+    /// label `label_` and the 64-bit FNV-1a hash of its key in hex. Athena (Trino) treats identifiers
+    /// case-insensitively, even quoted ones (<https://github.com/trinodb/trino/issues/17>), so
+    /// `label:Team` and `label:team` as aliases would be one column; a lower-case ASCII alias derived
+    /// from the exact key keeps them apart.
+    pub fn sql_alias(self) -> String {
+        match self {
+            Dimension::Label(label) => {
+                let mut hash = crate::domain::snapshot::Fnv128::new();
+                hash.write(label.key().as_bytes());
+                format!("label_{:016x}", hash.finish() as u64)
+            }
+            fixed => fixed.name().to_string(),
+        }
     }
 
     /// The label, for a `label:KEY` dimension.
@@ -183,6 +200,23 @@ mod tests {
             Dimension::parse_list("label:a,label:a").is_err(),
             "repeated"
         );
+    }
+
+    #[test]
+    fn label_aliases_are_lower_case_ascii_and_tell_keys_of_another_case_apart() {
+        let upper = Dimension::Label(Label::new("Team").expect("valid"));
+        let lower = Dimension::Label(Label::new("team").expect("valid"));
+        for alias in [upper.sql_alias(), lower.sql_alias()] {
+            assert!(alias.starts_with("label_") && alias.len() == 22, "{alias}");
+            assert!(
+                alias
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{alias}"
+            );
+        }
+        assert_ne!(upper.sql_alias(), lower.sql_alias());
+        assert_eq!(Dimension::Namespace.sql_alias(), "namespace");
     }
 
     #[test]

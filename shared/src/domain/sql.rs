@@ -343,7 +343,7 @@ impl Renderer<'_> {
             inner.push(format!(
                 "{} AS {}",
                 self.dimension(*dimension)?,
-                quote_ident(dimension.name())?
+                quote_ident(&dimension.sql_alias())?
             ));
         }
         if !plan.group_by.contains(&Dimension::Namespace) {
@@ -408,7 +408,7 @@ impl Renderer<'_> {
         let keys = plan
             .group_by
             .iter()
-            .map(|d| quote_ident(d.name()))
+            .map(|d| quote_ident(&d.sql_alias()))
             .collect::<Result<Vec<_>, _>>()?;
         let allocated = format!(
             "CASE WHEN \"namespace\" = {} THEN 0 ELSE 1 END",

@@ -194,7 +194,7 @@ mod tests {
         .map(String::from)
         .to_vec();
         let plan = super::super::run_plan(&columns, june(), &TagMapping::default()).expect("plan");
-        let mut header: Vec<String> = plan.group_by.iter().map(|d| d.name().into()).collect();
+        let mut header: Vec<String> = plan.group_by.iter().map(|d| d.sql_alias()).collect();
         header.extend(CostMetric::ALL.iter().map(|m| m.sql_alias().to_string()));
         header.extend(
             [ALLOCATED_COLUMN, RESOURCE_HASHES_COLUMN, LINE_ITEMS_COLUMN].map(String::from),

@@ -836,30 +836,29 @@ mod tests {
     use crate::domain::{Flavour, UNALLOCATED};
     use crate::ports::{PeriodStatus, StoreError};
 
-    fn store() -> MemoryStore {
-        let u = UNALLOCATED;
-        let row = |day: &str, ns: &str, cost: f64| AllocationRow {
-            keys: [day, "prod", ns, u, u, u, u, "AmazonRDS", "111122223333"]
-                .iter()
-                .map(|k| k.to_string())
+    /// One row of June 2024 at full grain (`keys` without the day), its cost in every metric.
+    fn june_row(day: &str, keys: &[&str], cost: f64, line_items: u64) -> AllocationRow {
+        AllocationRow {
+            keys: std::iter::once(day)
+                .chain(keys.iter().copied())
+                .map(str::to_string)
                 .collect(),
-            allocated: ns != u,
+            allocated: keys[1] != UNALLOCATED,
             costs: CostVector([cost, cost, cost, cost]),
             shared: Default::default(),
             resources: 1,
             resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
-            line_items: 3,
-        };
+            line_items,
+        }
+    }
+
+    /// A store serving June 2024 (version 7) built from `rows` grouped by `group_by`.
+    fn june_store(group_by: Vec<Dimension>, rows: Vec<AllocationRow>) -> MemoryStore {
         let full = Allocation {
             flavour: Flavour::Cur2,
             window: None,
-            group_by: Dimension::ALL.to_vec(),
-            rows: vec![
-                row("2024-06-01", "payments", 10.0),
-                row("2024-06-02", "payments", 5.5),
-                row("2024-06-02", "search,eu", 1.25),
-                row("2024-06-03", u, 100.0),
-            ],
+            group_by,
+            rows,
             warnings: vec![],
         };
         let groups = build_snapshot(&full).expect("full grain");
@@ -880,6 +879,27 @@ mod tests {
         let store = MemoryStore::default();
         assert!(store.publish(info, groups));
         store
+    }
+
+    fn store() -> MemoryStore {
+        let u = UNALLOCATED;
+        let row = |day: &str, ns: &str, cost: f64| {
+            june_row(
+                day,
+                &["prod", ns, u, u, u, u, "AmazonRDS", "111122223333"],
+                cost,
+                3,
+            )
+        };
+        june_store(
+            Dimension::ALL.to_vec(),
+            vec![
+                row("2024-06-01", "payments", 10.0),
+                row("2024-06-02", "payments", 5.5),
+                row("2024-06-02", "search,eu", 1.25),
+                row("2024-06-03", u, 100.0),
+            ],
+        )
     }
 
     fn today() -> NaiveDate {
@@ -904,62 +924,26 @@ mod tests {
     fn labelled_store() -> MemoryStore {
         let u = UNALLOCATED;
         let team = crate::domain::Label::new("team").expect("valid");
-        let row = |day: &str, ns: &str, team: &str, cost: f64| AllocationRow {
-            keys: [
+        let row = |day: &str, ns: &str, team: &str, cost: f64| {
+            june_row(
                 day,
-                "prod",
-                ns,
-                u,
-                u,
-                u,
-                u,
-                "AmazonRDS",
-                "111122223333",
-                team,
-            ]
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-            allocated: ns != u,
-            costs: CostVector([cost, cost, cost, cost]),
-            shared: Default::default(),
-            resources: 1,
-            resource_ids: Some(crate::domain::resources::ResourceSet::from_hashes([1])),
-            line_items: 1,
+                &["prod", ns, u, u, u, u, "AmazonRDS", "111122223333", team],
+                cost,
+                1,
+            )
         };
         let mut group_by = Dimension::ALL.to_vec();
         group_by.push(Dimension::Label(team));
-        let full = Allocation {
-            flavour: Flavour::Cur2,
-            window: None,
+        // Its pointer names the label: without it, `aggregate=label:team` below would be a 400.
+        june_store(
             group_by,
-            rows: vec![
+            vec![
                 row("2024-06-01", "payments", "pay", 10.0),
                 row("2024-06-02", "payments", "plat", 6.0),
                 row("2024-06-02", "search", "pay", 4.0),
                 row("2024-06-03", u, u, 100.0),
             ],
-            warnings: vec![],
-        };
-        let groups = build_snapshot(&full).expect("full grain");
-        let info = SnapshotInfo::describe(
-            &full,
-            &groups,
-            SnapshotOrigin {
-                period: BillingPeriod {
-                    year: 2024,
-                    month: 6,
-                },
-                version: 7,
-                run_id: "run".into(),
-                source: "exec-1".into(),
-                computed_at: "2024-07-01T07:00:00Z".into(),
-            },
-        );
-        assert_eq!(info.labels, vec![team]);
-        let store = MemoryStore::default();
-        assert!(store.publish(info, groups));
-        store
+        )
     }
 
     #[tokio::test]

@@ -167,10 +167,22 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     if rules.has_fixed_amount() && request.window.is_none() {
         return Err(kubecur_shared::domain::DomainError::ShareCostNeedsWindow.into());
     }
+    let filters = match &args.filter_labels {
+        None => Vec::new(),
+        Some(text) => parse_label_values(text)
+            .map_err(|e| CliError::Usage(format!("--filter-labels: {e}")))?,
+    };
     let aggregate = request.group_by.clone();
-    if !rules.is_empty() {
-        // Allocated at the grain the rules need, shared, then regrouped: merged rows count a resource once.
-        request.group_by = rules.grain(&aggregate);
+    if !rules.is_empty() || !filters.is_empty() {
+        // Allocated at the grain the rules and filters need, shared, filtered, then regrouped: merged
+        // rows count a resource once.
+        let mut grain = rules.grain(&aggregate);
+        for (label, _) in &filters {
+            if !grain.contains(&Dimension::Label(*label)) {
+                grain.push(Dimension::Label(*label));
+            }
+        }
+        request.group_by = grain;
         request.resource_ids |= request.group_by.len() > aggregate.len();
     }
     if let Some(dialect) = args.show_sql {
@@ -195,10 +207,22 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     let mut sources = None;
     if !rules.is_empty() {
         let shared = rules.apply_for(&allocation, &aggregate, metric)?;
-        allocation = shared.allocation.regroup(&aggregate).ok_or_else(|| {
-            CliError::Failed("the shared allocation lost the requested keys".into())
-        })?;
+        allocation = shared.allocation;
         sources = Some(shared.sources);
+    }
+    // Any of a key's values, every key given (the API's filterLabels).
+    for (label, values) in &filters {
+        let at = allocation
+            .group_by
+            .iter()
+            .position(|d| *d == Dimension::Label(*label))
+            .ok_or_else(|| CliError::Failed("the allocation lost a filtered label".into()))?;
+        allocation.rows.retain(|row| values.contains(&row.keys[at]));
+    }
+    if allocation.group_by != aggregate {
+        allocation = allocation
+            .regroup(&aggregate)
+            .ok_or_else(|| CliError::Failed("the allocation lost the requested keys".into()))?;
     }
     let sources = sources.as_deref();
     for warning in &allocation.warnings {

@@ -62,6 +62,10 @@ pub struct AllocateArgs {
     /// team:platform,team:shared (each pair split at its last `:`).
     #[arg(long, value_name = "KEY:VALUE[,KEY:VALUE]")]
     pub share_labels: Option<String>,
+    /// Keep only cost whose tag has one of the values, for every key given, e.g. team:payments,team:search
+    /// (each pair split at its last `:`; applied after sharing, as the API's filterLabels).
+    #[arg(long, value_name = "KEY:VALUE[,KEY:VALUE]")]
+    pub filter_labels: Option<String>,
     /// Spread the untagged (`__unallocated__`) cost over the allocated groups.
     #[arg(long)]
     pub share_unallocated: bool,

@@ -849,7 +849,42 @@ fn the_readme_labels_example_aggregates_and_shares_by_any_tag() {
             );
         }
     }
+    // Filtered to the payments team (after sharing, as the API filters): its ledger (100) and its
+    // search domain (40); with the platform's 90 shared by weight (100 and 40 of 250), 136 and 54.4.
+    for (extra, expected) in [
+        (
+            vec!["--filter-labels", "team:payments"],
+            vec![("payments", vec![100.0]), ("search", vec![40.0])],
+        ),
+        (
+            vec![
+                "--filter-labels",
+                "team:payments",
+                "--share-labels",
+                "team:platform",
+            ],
+            vec![
+                ("payments", vec![136.0, 36.0]),
+                ("search", vec![54.4, 14.4]),
+            ],
+        ),
+    ] {
+        let (out, _, rows) = labels_example(&extra);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        assert_eq!(rows.len(), expected.len(), "{extra:?}: {rows:?}");
+        for (namespace, figures) in expected {
+            let got = &rows[namespace];
+            assert_eq!(got.len(), figures.len(), "{extra:?} {namespace}: {got:?}");
+            for (g, e) in got.iter().zip(&figures) {
+                assert!(
+                    (g - e).abs() < 1e-9,
+                    "{extra:?} {namespace}: {got:?}, expected {figures:?}"
+                );
+            }
+        }
+    }
     for (extra, needle) in [
+        (vec!["--filter-labels", "team"], "--filter-labels"),
         (vec!["--aggregate", "label:"], "empty"),
         (vec!["--share-labels", "team"], "--share-labels"),
         (vec!["--share-labels", "team:"], "--share-labels"),

@@ -167,19 +167,23 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     if rules.has_fixed_amount() && request.window.is_none() {
         return Err(kubecur_shared::domain::DomainError::ShareCostNeedsWindow.into());
     }
-    let filters = match &args.filter_labels {
+    // Any of a key's values, every key given (the API's filterLabels).
+    let filters: Vec<(Dimension, Vec<String>)> = match &args.filter_labels {
         None => Vec::new(),
         Some(text) => parse_label_values(text)
-            .map_err(|e| CliError::Usage(format!("--filter-labels: {e}")))?,
+            .map_err(|e| CliError::Usage(format!("--filter-labels: {e}")))?
+            .into_iter()
+            .map(|(label, values)| (Dimension::Label(label), values))
+            .collect(),
     };
     let aggregate = request.group_by.clone();
     if !rules.is_empty() || !filters.is_empty() {
         // Allocated at the grain the rules and filters need, shared, filtered, then regrouped: merged
         // rows count a resource once.
         let mut grain = rules.grain(&aggregate);
-        for (label, _) in &filters {
-            if !grain.contains(&Dimension::Label(*label)) {
-                grain.push(Dimension::Label(*label));
+        for (dimension, _) in &filters {
+            if !grain.contains(dimension) {
+                grain.push(*dimension);
             }
         }
         request.group_by = grain;
@@ -210,15 +214,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
         allocation = shared.allocation;
         sources = Some(shared.sources);
     }
-    // Any of a key's values, every key given (the API's filterLabels).
-    for (label, values) in &filters {
-        let at = allocation
-            .group_by
-            .iter()
-            .position(|d| *d == Dimension::Label(*label))
-            .ok_or_else(|| CliError::Failed("the allocation lost a filtered label".into()))?;
-        allocation.rows.retain(|row| values.contains(&row.keys[at]));
-    }
+    allocation.retain_values(&filters);
     if allocation.group_by != aggregate {
         allocation = allocation
             .regroup(&aggregate)

@@ -19,8 +19,8 @@ pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
 /// Optional tag key overrides, `;`-separated `CONCEPT=KEY[,KEY]` (ingest), as `--tag-key` takes them.
 pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
 /// Optional further tag keys every run groups by, `,`-separated (ingest): `aggregate=label:KEY`,
-/// `filterLabels` and `shareLabels` of the API take these keys. Each key multiplies the snapshot's
-/// full level by its number of values.
+/// `filterLabels` and `shareLabels` of the API take these keys. Each key can split every group of the
+/// snapshot's full level, at most into as many groups as the key has values (not measured yet).
 pub const LABELS: &str = "KUBECUR_LABELS";
 /// Optional: seconds the ingest waits for the partition DDL (default 120).
 pub const DDL_TIMEOUT_SECONDS: &str = "KUBECUR_DDL_TIMEOUT_SECONDS";

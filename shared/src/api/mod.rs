@@ -367,12 +367,9 @@ async fn allocation<S: SnapshotReader>(
         group.level == level
             && (sharing
                 || query.filters.iter().all(|(dimension, allowed)| {
-                    let value = match (group.key_at(*dimension), dimension) {
-                        (Some(at), _) => group.keys[at].as_str(),
-                        (None, Dimension::Label(_)) => crate::domain::UNALLOCATED,
-                        (None, _) => return false,
-                    };
-                    allowed.iter().any(|a| a == value)
+                    group
+                        .value(*dimension)
+                        .is_some_and(|value| allowed.iter().any(|a| a == value))
                 }))
     };
     // Sharing over a set at the grain, then the filters, then the requested aggregate.
@@ -387,20 +384,7 @@ async fn allocation<S: SnapshotReader>(
                 reason: e.to_string(),
             })?;
         let mut set = shared.allocation;
-        let positions: Vec<Option<usize>> = query
-            .filters
-            .iter()
-            .map(|(d, _)| set.group_by.iter().position(|g| g == d))
-            .collect();
-        set.rows.retain(|row| {
-            query
-                .filters
-                .iter()
-                .zip(&positions)
-                .all(|((_, allowed), at)| {
-                    at.is_some_and(|at| allowed.iter().any(|a| *a == row.keys[at]))
-                })
-        });
+        set.retain_values(&query.filters);
         let set = set
             .regroup(&query.aggregate)
             .ok_or_else(|| StoreError::Malformed {

@@ -168,6 +168,21 @@ impl Allocation {
         }
     }
 
+    /// Keeps the rows whose value of each filtered dimension is one of its listed values (any of a
+    /// dimension's values, every dimension); a dimension not among the keys keeps no row. The filter
+    /// rule of the API's `filter*` parameters after sharing and of `kubecur allocate --filter-labels`.
+    pub fn retain_values(&mut self, filters: &[(Dimension, Vec<String>)]) {
+        let positions: Vec<Option<usize>> = filters
+            .iter()
+            .map(|(d, _)| self.group_by.iter().position(|g| g == d))
+            .collect();
+        self.rows.retain(|row| {
+            filters.iter().zip(&positions).all(|((_, allowed), at)| {
+                at.is_some_and(|at| allowed.iter().any(|a| *a == row.keys[at]))
+            })
+        });
+    }
+
     /// Re-aggregates to `group_by` (each must be one of the current keys), summing metrics and line
     /// items and merging resources (exact when the rows carry their resource sets). Rows that differ only in the allocated flag stay apart so the summary stays exact.
     /// Returns `None` if a requested dimension is not among the current keys.

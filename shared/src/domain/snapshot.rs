@@ -144,6 +144,17 @@ impl SnapshotGroup {
         }
     }
 
+    /// The group's value of `dimension`: its key, or `__unallocated__` for a label the snapshot was
+    /// computed without (before it was configured: its cost carries no known value); `None` for a
+    /// dimension the level does not hold.
+    pub fn value(&self, dimension: Dimension) -> Option<&str> {
+        match (self.key_at(dimension), dimension) {
+            (Some(at), _) => Some(self.keys[at].as_str()),
+            (None, Dimension::Label(_)) => Some(UNALLOCATED),
+            (None, _) => None,
+        }
+    }
+
     /// The figures per usage day, in day order.
     pub fn days(&self) -> &BTreeMap<NaiveDate, DayFigures> {
         &self.days
@@ -457,6 +468,7 @@ pub struct SnapshotBuilder {
 impl SnapshotBuilder {
     /// A builder for rows grouped by `group_by`, which must hold every dimension (the full grain).
     pub fn new(group_by: &[Dimension]) -> Result<SnapshotBuilder, DomainError> {
+        let labels = labels_of(group_by);
         let position = |d: Dimension| {
             group_by
                 .iter()
@@ -473,10 +485,10 @@ impl SnapshotBuilder {
                 .dimensions()
                 .iter()
                 .copied()
-                .chain(labels_of(group_by).into_iter().map(Dimension::Label))
+                .chain(labels.iter().copied().map(Dimension::Label))
                 .map(position)
                 .collect::<Result<_, _>>()?,
-            labels: labels_of(group_by).into(),
+            labels: labels.into(),
             full: BTreeMap::new(),
         })
     }
@@ -640,15 +652,11 @@ pub fn answer<'a>(
         if days.peek().is_none() {
             continue;
         }
-        // A label the group is not keyed by (a snapshot computed before it was configured): its
-        // cost is shown as not carrying it, and the caller warns.
+        // The day is filled in per day below; a label the snapshot lacks is `__unallocated__`
+        // ([`SnapshotGroup::value`]; the caller warns).
         let keys: Vec<&'a str> = group_by
             .iter()
-            .map(|d| match (group.key_at(*d), d) {
-                (Some(p), _) => group.keys[p].as_str(),
-                (None, Dimension::Label(_)) => UNALLOCATED,
-                (None, _) => "",
-            })
+            .map(|d| group.value(*d).unwrap_or(""))
             .collect();
         let at = *index
             .entry((keys, group.allocated))

@@ -13,30 +13,28 @@ use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::label::parse_label_list;
 use kubecur_shared::domain::share::ShareRules;
 use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
-use kubecur_shared::domain::{AllocationRequest, Dimension, Label};
+use kubecur_shared::domain::Label;
 use kubecur_shared::pipeline::publish::{build, publish};
+use kubecur_shared::pipeline::run_request;
 use kubecur_shared::ports::Progress;
 use kubecur_shared::service;
 use std::sync::Arc;
 
 /// Allocates `args.cur` into a memory store, one snapshot per billing period found.
+///
+/// It keys what a pipeline run keys: the full grain, the `labels` (`KUBECUR_LABELS`), and the resource
+/// ids `resources` the share rules select (`KUBECUR_SHARE_RULES`).
 pub async fn load(
     cur: &str,
     tag_keys: &[String],
     labels: &[Label],
+    resources: &[String],
     progress: Arc<dyn Progress>,
 ) -> Result<MemoryStore, CliError> {
-    let request = AllocationRequest {
-        window: None,
-        // The full grain, then the labels (as the pipeline's run with KUBECUR_LABELS).
-        group_by: Dimension::ALL
-            .into_iter()
-            .chain(labels.iter().copied().map(Dimension::Label))
-            .collect(),
-        tag_mapping: tag_mapping(tag_keys)?,
-        accounts: Vec::new(),
-        resource_ids: true,
-    };
+    let mut mapping = tag_mapping(tag_keys)?;
+    mapping.set_labels(labels.to_vec());
+    mapping.set_resources(resources.to_vec());
+    let request = run_request(None, &mapping);
     let mut engine = DataFusionQueryEngine::open(cur, None, progress).await?;
     let full = service::allocate(&mut engine, &request).await?;
     // Line items without a usage date fit no day: served nowhere, said here and in every period's warnings.
@@ -54,6 +52,7 @@ pub async fn load(
         // The writer function's code: the same snapshot, published the same way.
         let snapshot = build(
             &allocation,
+            &request.resources,
             SnapshotOrigin {
                 period,
                 version,
@@ -266,7 +265,8 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             let progress = Arc::new(TerminalProgress::new());
             let labels = parse_label_list(args.labels.as_deref().unwrap_or(""))
                 .map_err(|e| CliError::Usage(format!("--labels: {e}")))?;
-            let loaded = load(cur, &args.tag_keys, &labels, progress.clone()).await;
+            let resources = share.resource_ids();
+            let loaded = load(cur, &args.tag_keys, &labels, &resources, progress.clone()).await;
             progress.finish();
             Backend::Local(loaded?)
         }

@@ -33,13 +33,21 @@ pub const API_MAX_STEPS: &str = "KUBECUR_API_MAX_STEPS";
 pub const API_MAX_GROUPS: &str = "KUBECUR_API_MAX_GROUPS";
 /// Optional share rules every `GET /allocation` answer applies (api): the JSON of a rules file
 /// ([`crate::domain::share::ShareRules::parse_json`]). Lambda's environment holds at most 4 KB in all
-/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html). The ingest reads it too:
+/// every run keys the resource ids its rules select by `resource`, so that the API can apply them.
 pub const SHARE_RULES: &str = "KUBECUR_SHARE_RULES";
 
 /// What each function reads: (required, optional).
 pub const INGEST_VARS: (&[&str], &[&str]) = (
     &[TABLE, ATHENA_WORKGROUP, ATHENA_DATABASE, ATHENA_TABLE],
-    &[ATHENA_OUTPUT, TAG_KEYS, LABELS, DDL_TIMEOUT_SECONDS, LOG],
+    &[
+        ATHENA_OUTPUT,
+        TAG_KEYS,
+        LABELS,
+        SHARE_RULES,
+        DDL_TIMEOUT_SECONDS,
+        LOG,
+    ],
 );
 pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
 pub const API_VARS: (&[&str], &[&str]) = (
@@ -150,6 +158,10 @@ impl IngestConfig {
                 reason: e.to_string(),
             })?);
         }
+        if let Some(rules) = optional(&lookup, SHARE_RULES) {
+            let rules = share_rules(&rules)?;
+            tag_mapping.set_resources(rules.resource_ids());
+        }
         let ddl_timeout_seconds = match optional(&lookup, DDL_TIMEOUT_SECONDS) {
             None => 120,
             Some(v) => v
@@ -182,6 +194,14 @@ impl WriterConfig {
             workgroup: required(&lookup, ATHENA_WORKGROUP)?,
         })
     }
+}
+
+/// The rules of [`SHARE_RULES`] (the ingest and the API read the same value).
+fn share_rules(text: &str) -> Result<ShareRules, ConfigError> {
+    ShareRules::parse_json(text).map_err(|e| ConfigError {
+        name: SHARE_RULES,
+        reason: e.to_string(),
+    })
 }
 
 /// An optional whole number from 1 to `max`, or `default` when unset.
@@ -221,10 +241,7 @@ impl ApiConfig {
             },
             share: match optional(&lookup, SHARE_RULES) {
                 None => ShareRules::default(),
-                Some(text) => ShareRules::parse_json(&text).map_err(|e| ConfigError {
-                    name: SHARE_RULES,
-                    reason: e.to_string(),
-                })?,
+                Some(text) => share_rules(&text)?,
             },
         })
     }
@@ -284,6 +301,7 @@ mod tests {
             (ATHENA_OUTPUT, "results-bucket/prefix"),
             (TAG_KEYS, "tenant=team"),
             (LABELS, "team,team"),
+            (SHARE_RULES, r#"{"rules": [{"select": {"resource": " "}}]}"#),
             (DDL_TIMEOUT_SECONDS, "0"),
             (TABLE, " "),
         ] {
@@ -295,6 +313,20 @@ mod tests {
         }
         let err = WriterConfig::from_lookup(env(&[(TABLE, "t")])).expect_err("no workgroup");
         assert_eq!(err.name, ATHENA_WORKGROUP);
+    }
+
+    #[test]
+    fn ingest_keys_the_resource_ids_the_share_rules_select() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            SHARE_RULES,
+            r#"{"rules": [{"name": "db", "select": {"resource": ["db-1", "db-2"]}},
+                          {"name": "rds", "select": {"service": "AmazonRDS"}}]}"#,
+        ));
+        let config = IngestConfig::from_lookup(env(&pairs)).expect("valid");
+        assert_eq!(config.tag_mapping.resources(), ["db-1", "db-2"]);
+        let config = IngestConfig::from_lookup(env(&BASE)).expect("valid");
+        assert!(config.tag_mapping.resources().is_empty());
     }
 
     #[test]

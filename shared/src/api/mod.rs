@@ -272,6 +272,24 @@ fn uncomputed_labels(
     ))
 }
 
+/// Per serving snapshot, the resource ids the share rules select that it was computed without
+/// (period, ids): the ingest keys those of `KUBECUR_SHARE_RULES` as it was when the month ran.
+fn resource_gaps(pointers: &[PeriodStatus], rules: &ShareRules) -> Vec<(String, Vec<String>)> {
+    let wanted = rules.resource_ids();
+    pointers
+        .iter()
+        .filter_map(|p| p.serving.as_ref())
+        .filter_map(|info| {
+            let lacking: Vec<String> = wanted
+                .iter()
+                .filter(|id| !info.resources.contains(id))
+                .cloned()
+                .collect();
+            (!lacking.is_empty()).then(|| (info.period.label(), lacking))
+        })
+        .collect()
+}
+
 /// Per serving snapshot, the requested labels it was computed without (period, keys).
 fn label_gaps(pointers: &[PeriodStatus], dimensions: &[Dimension]) -> Vec<(String, Vec<String>)> {
     let wanted = labels_of(dimensions);
@@ -473,6 +491,12 @@ async fn allocation<S: SnapshotReader>(
         notes.push(json!({
             "warning": { "kind": "labelNotComputed", "period": period, "labels": labels },
             "message": format!("the snapshot of {period} was computed without label(s) {}: its cost shows as `__unallocated__` for them until the month is computed again", labels.join(", ")),
+        }));
+    }
+    for (period, ids) in resource_gaps(&pointers, &rules) {
+        notes.push(json!({
+            "warning": { "kind": "resourceNotComputed", "period": period, "resources": ids },
+            "message": format!("the snapshot of {period} was computed without resource id(s) {} (set the same share rules on the ingest, KUBECUR_SHARE_RULES): a rule selecting them takes nothing from that month until it is computed again", ids.join(", ")),
         }));
     }
     if !missing.is_empty() {
@@ -838,6 +862,15 @@ mod tests {
 
     /// A store serving June 2024 (version 7) built from `rows` grouped by `group_by`.
     fn june_store(group_by: Vec<Dimension>, rows: Vec<AllocationRow>) -> MemoryStore {
+        june_store_keying(group_by, &[], rows)
+    }
+
+    /// [`june_store`] whose run keyed the resource ids `resources` ([`Dimension::Resource`]).
+    fn june_store_keying(
+        group_by: Vec<Dimension>,
+        resources: &[String],
+        rows: Vec<AllocationRow>,
+    ) -> MemoryStore {
         let full = Allocation {
             flavour: Flavour::Cur2,
             window: None,
@@ -848,6 +881,7 @@ mod tests {
         let groups = build_snapshot(&full).expect("full grain");
         let info = SnapshotInfo::describe(
             &full,
+            resources,
             &groups,
             SnapshotOrigin {
                 period: BillingPeriod {
@@ -902,6 +936,82 @@ mod tests {
         let response = handle(store, &request, today()).await;
         let body = serde_json::from_str(&response.body).unwrap_or(Value::String(response.body));
         (response.status, body)
+    }
+
+    #[tokio::test]
+    async fn configured_rules_select_by_resource_id_and_a_month_computed_without_it_is_a_warning() {
+        let u = UNALLOCATED;
+        let row = |ns: &str, service: &str, resource: &str, cost: f64| {
+            june_row(
+                "2024-06-01",
+                &["prod", ns, u, u, u, u, service, "111122223333", resource],
+                cost,
+                1,
+            )
+        };
+        let mut group_by = Dimension::ALL.to_vec();
+        group_by.push(Dimension::Resource);
+        // The untagged RDS cost is 70 of `db-shared` and 20 of other databases.
+        let rows = vec![
+            row("payments", "AmazonS3", "", 30.0),
+            row("search", "AmazonS3", "", 10.0),
+            row(u, "AmazonRDS", "db-shared", 70.0),
+            row(u, "AmazonRDS", "", 20.0),
+        ];
+        let keyed = june_store_keying(group_by, &["db-shared".to_string()], rows);
+        let rules = ShareRules::parse_json(
+            r#"{"rules": [{"name": "shared db", "select": {"resource": "db-shared"}}]}"#,
+        )
+        .expect("valid");
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![(
+                "window".into(),
+                "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z".into(),
+            )],
+        };
+        let limits = Limits::default();
+        let answer = |store: MemoryStore| {
+            let (request, rules) = (request.clone(), rules.clone());
+            async move {
+                let response = handle_with_limits(&store, &request, today(), &limits, &rules).await;
+                assert_eq!(response.status, 200, "{}", response.body);
+                serde_json::from_str::<Value>(&response.body).expect("JSON")
+            }
+        };
+        let body = answer(keyed).await;
+        let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9);
+        let set = &body["data"][0];
+        // 70 by weight over payments 30 and search 10: 52.5 and 17.5; the other 20 stays unallocated.
+        assert!(close(&set["payments"]["totalCost"], 82.5), "{set}");
+        assert!(close(&set["payments"]["sharedCost"], 52.5), "{set}");
+        assert!(close(&set["search"]["totalCost"], 27.5), "{set}");
+        assert!(close(&set[UNALLOCATED]["totalCost"], 20.0), "{set}");
+        assert!(close(&body["meta"]["summary"]["total"], 130.0), "{body}");
+        assert_eq!(body["meta"]["shared"][0]["rule"], "shared db", "{body}");
+        let kinds = |body: &Value| -> Vec<String> {
+            body["meta"]["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w["warning"]["kind"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(
+            !kinds(&body).contains(&"resourceNotComputed".to_string()),
+            "{body}"
+        );
+
+        // A month computed before the rule named the database: nothing moves, and the answer says why.
+        let body = answer(store()).await;
+        assert!(
+            kinds(&body).contains(&"resourceNotComputed".to_string()),
+            "{body}"
+        );
+        assert!(body.to_string().contains("db-shared"), "{body}");
+        let set = &body["data"][0];
+        assert!(close(&set[UNALLOCATED]["totalCost"], 100.0), "{set}");
     }
 
     /// June 2024 at full grain and by `label:team` (as with `KUBECUR_LABELS=team`).
@@ -1384,6 +1494,7 @@ mod tests {
         let groups = build_snapshot(&full).expect("full grain");
         let info = SnapshotInfo::describe(
             &full,
+            &[],
             &groups,
             SnapshotOrigin {
                 period: BillingPeriod {

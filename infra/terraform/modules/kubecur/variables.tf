@@ -254,7 +254,7 @@ variable "api_max_groups" {
 }
 
 variable "share_rules" {
-  description = "Share rules every GET /allocation answer applies, as the JSON of a rules file (README: Shared costs), e.g. jsonencode({ rules = [...] }) or file(\"share-rules.json\"); empty for none. Becomes KUBECUR_SHARE_RULES (Lambda's environment holds at most 4 KB in all)."
+  description = "Share rules every GET /allocation answer applies, as the JSON of a rules file (README: Shared costs), e.g. jsonencode({ rules = [...] }) or file(\"share-rules.json\"); empty for none. Becomes KUBECUR_SHARE_RULES of the API and the ingest, which keys the resource ids the rules select (Lambda's environment holds at most 4 KB in all)."
   type        = string
   default     = ""
 

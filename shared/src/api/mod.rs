@@ -801,6 +801,9 @@ async fn status<S: SnapshotReader>(store: &S) -> Result<ApiResponse, StoreError>
                     "computedAt": s.computed_at,
                     "lineItems": s.line_items,
                     "missingTagColumns": s.missing_tags(),
+                    // What `aggregate=label:KEY` and the share rules' `resource` can use for this month.
+                    "labels": s.labels,
+                    "resources": s.resources,
                     "warnings": s.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
                 })),
                 "lastFailure": p.last_failure,

@@ -121,6 +121,22 @@ def compare(name, expected, actual):
                  f"(e.g. {[(k, expected[k], actual[k]) for k in differ[:2]]})")
 
 
+def rendered_sql(binary, cur, common):
+    """kubecur's Athena SQL for `allocate <common>` over the sample at `cur`, the same transpiled to
+    DuckDB reading the sample's Parquet files, and their glob: (athena, duckdb, glob)."""
+    import sqlglot  # noqa: imported late so --help works without it
+
+    athena_sql = subprocess.run([binary, "allocate", *common, "--show-sql", "athena", "--athena-table", "bench.cur"],
+                                check=True, capture_output=True, text=True).stdout
+    duck_sql = sqlglot.transpile(athena_sql, read="trino", write="duckdb")[0]
+    glob = os.path.join(cur, "kubecur-sample", "kubecur-sample", "year=*", "month=*", "*.parquet")
+    source = f"read_parquet('{glob}', hive_partitioning = true, hive_types_autocast = false)"
+    duck_sql = duck_sql.replace('"bench"."cur"', source).replace("bench.cur", source)
+    if source not in duck_sql:
+        sys.exit("could not substitute the table in the transpiled SQL:\n" + duck_sql)
+    return athena_sql, duck_sql, glob
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -143,14 +159,7 @@ def main():
 
     # Both billing periods: every file is read by both engines.
     common = ["--cur", cur, "--from", "2024-05-01", "--to", "2024-07-01", "--aggregate", FULL_GRAIN]
-    athena_sql = subprocess.run([binary, "allocate", *common, "--show-sql", "athena", "--athena-table", "bench.cur"],
-                                check=True, capture_output=True, text=True).stdout
-    duck_sql = sqlglot.transpile(athena_sql, read="trino", write="duckdb")[0]
-    glob = os.path.join(cur, "kubecur-sample", "kubecur-sample", "year=*", "month=*", "*.parquet")
-    source = f"read_parquet('{glob}', hive_partitioning = true, hive_types_autocast = false)"
-    duck_sql = duck_sql.replace('"bench"."cur"', source).replace("bench.cur", source)
-    if source not in duck_sql:
-        sys.exit("could not substitute the table in the transpiled SQL:\n" + duck_sql)
+    athena_sql, duck_sql, glob = rendered_sql(binary, cur, common)
 
     # polars' SQL takes PostgreSQL's dialect, but not a timestamp precision of 0.
     polars_sql = sqlglot.transpile(athena_sql, read="trino", write="postgres")[0]

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from allocate_vs_duckdb import FULL_GRAIN, kubecur_binary  # noqa: E402
+from allocate_vs_duckdb import FULL_GRAIN, kubecur_binary, rendered_sql  # noqa: E402
 
 DUCKDB_CHILD = r"""
 import json, sys, time, duckdb
@@ -82,7 +82,6 @@ def main():
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dir", default="/var/tmp/kubecur-bench")
     args = parser.parse_args()
-    import sqlglot  # noqa: imported late so --help works without it
 
     binary = kubecur_binary()
     sizes = [int(r) for r in args.rows.split(",")]
@@ -95,14 +94,7 @@ def main():
             subprocess.run([binary, "sample", "--out", data, "--rows", str(rows), "--pods", str(args.pods),
                             "--days", "31", "--only", "legacy-parquet"], check=True)
         common = ["--cur", cur, "--period", "2024-05", "--aggregate", FULL_GRAIN]
-        athena_sql = subprocess.run([binary, "allocate", *common, "--show-sql", "athena", "--athena-table", "bench.cur"],
-                                    check=True, capture_output=True, text=True).stdout
-        duck_sql = sqlglot.transpile(athena_sql, read="trino", write="duckdb")[0]
-        glob = os.path.join(cur, "kubecur-sample", "kubecur-sample", "year=*", "month=*", "*.parquet")
-        source = f"read_parquet('{glob}', hive_partitioning = true, hive_types_autocast = false)"
-        duck_sql = duck_sql.replace('"bench"."cur"', source).replace("bench.cur", source)
-        if source not in duck_sql:
-            sys.exit("could not substitute the table in the transpiled SQL")
+        _, duck_sql, _ = rendered_sql(binary, cur, common)
 
         kube_times, kube_rss, duck_times, duck_rss = [], [], [], []
         with tempfile.TemporaryDirectory() as tmp:

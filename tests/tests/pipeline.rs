@@ -260,6 +260,17 @@ async fn a_legacy_cur_delivery_flows_to_the_api() {
 /// not configured is a 400 listing the configured ones.
 #[tokio::test]
 async fn configured_resource_rules_through_the_pipeline_equal_the_local_answer() {
+    resource_rules_equal_the_local_answer(SampleOutput::Cur2Parquet, Export::Cur2).await;
+}
+
+#[tokio::test]
+async fn configured_resource_rules_through_a_focus_pipeline_equal_the_local_answer() {
+    resource_rules_equal_the_local_answer(SampleOutput::FocusParquet, Export::Focus).await;
+}
+
+/// A share rule selecting an untagged resource by id, configured on the ingest and the API of an
+/// export of flavour `kind`: the API's June by namespace equals the local allocation shared the same way.
+async fn resource_rules_equal_the_local_answer(export: SampleOutput, kind: Export) {
     use kubecur_shared::domain::plan::SPLIT_COST_OPERATIONS;
     use kubecur_shared::domain::share::ShareRules;
     // An untagged resource used in June, shared by its id over the namespaces.
@@ -278,7 +289,9 @@ async fn configured_resource_rules_through_the_pipeline_equal_the_local_answer()
     let text = json!({ "rules": [{ "name": "shared", "select": { "resource": id } }] }).to_string();
     let rules = ShareRules::parse_json(&text).expect("valid");
     // The ingest reads the same rules as the API (both from KUBECUR_SHARE_RULES).
-    let env = env().await.with_share_rules(&text);
+    let env = AwsEnv::start_export(&sample().path(export), kind)
+        .await
+        .with_share_rules(&text);
     let outcome = deliver(&env, FIRST_DELIVERY).await;
     assert!(
         matches!(outcome, WriterOutcome::Published { .. }),
@@ -343,9 +356,22 @@ async fn configured_resource_rules_through_the_pipeline_equal_the_local_answer()
 
 #[tokio::test]
 async fn configured_labels_through_the_pipeline_equal_the_local_answer() {
+    labels_equal_the_local_answer(SampleOutput::Cur2Parquet, Export::Cur2).await;
+}
+
+#[tokio::test]
+async fn configured_labels_through_a_focus_pipeline_equal_the_local_answer() {
+    labels_equal_the_local_answer(SampleOutput::FocusParquet, Export::Focus).await;
+}
+
+/// `KUBECUR_LABELS` on an export of flavour `kind`: aggregate, filter and share by a label through the
+/// pipeline equal the local answer; an unconfigured label is a 400.
+async fn labels_equal_the_local_answer(export: SampleOutput, kind: Export) {
     use kubecur_shared::domain::share::{ShareParameters, ShareRules};
     use kubecur_shared::domain::Label;
-    let env = env().await.with_labels("team, CostCenter");
+    let env = AwsEnv::start_export(&sample().path(export), kind)
+        .await
+        .with_labels("team, CostCenter");
     let outcome = deliver(&env, FIRST_DELIVERY).await;
     assert!(
         matches!(outcome, WriterOutcome::Published { .. }),

@@ -386,7 +386,8 @@ impl AwsEnv {
         .await
     }
 
-    /// [`AwsEnv::api`] with share rules configured on the function (`KUBECUR_SHARE_RULES`).
+    /// [`AwsEnv::api`] with share rules configured on the function (`KUBECUR_SHARE_RULES`; its
+    /// `KUBECUR_LABELS` is the ingest's, [`AwsEnv::with_labels`]).
     pub async fn api_sharing(
         &self,
         share: &kubecur_shared::domain::share::ShareRules,
@@ -402,13 +403,14 @@ impl AwsEnv {
         }
         let request =
             lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
-        let response = allocation_api::handle_with_limits(
-            &self.store(),
-            &kubecur_shared::api::Limits::default(),
-            share,
-            request,
-        )
-        .await;
+        // The function's configuration as Terraform and SAM write it: the ingest's labels, the rules.
+        let settings = kubecur_shared::api::Settings {
+            share: share.clone(),
+            labels: kubecur_shared::domain::label::parse_label_list(&self.labels)
+                .expect("valid labels"),
+            ..kubecur_shared::api::Settings::default()
+        };
+        let response = allocation_api::handle_with_limits(&self.store(), &settings, request).await;
         let status = response.status().as_u16();
         let body = match response.body() {
             lambda_http::Body::Text(text) => text.clone(),

@@ -2,9 +2,10 @@
 //! Terraform and SAM set (`infra/`); [`INGEST_VARS`], [`WRITER_VARS`] and [`API_VARS`] list them per
 //! function for the test that checks the three agree.
 
-use crate::api::Limits;
+use crate::api::{Limits, Settings};
 use crate::domain::label::parse_label_list;
 use crate::domain::share::ShareRules;
+use crate::domain::Label;
 use crate::domain::{DomainError, TagMapping};
 
 /// DynamoDB table holding runs, pointers and snapshots (all three functions).
@@ -18,8 +19,9 @@ pub const ATHENA_TABLE: &str = "KUBECUR_ATHENA_TABLE";
 pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
 /// Optional tag key overrides, `;`-separated `CONCEPT=KEY[,KEY]` (ingest), as `--tag-key` takes them.
 pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
-/// Optional further tag keys every run groups by, `,`-separated (ingest): `aggregate=label:KEY`,
-/// `filterLabels` and `shareLabels` of the API take these keys. Each key can split every group of the
+/// Optional further tag keys every run groups by, `,`-separated (ingest; the API reads it too, to refuse
+/// other keys even before a month is computed): `aggregate=label:KEY`, `filterLabels` and `shareLabels`
+/// of the API take these keys. Each key can split every group of the
 /// snapshot's full level, at most into as many groups as the key has values (not measured yet).
 pub const LABELS: &str = "KUBECUR_LABELS";
 /// Optional: seconds the ingest waits for the partition DDL (default 120).
@@ -58,6 +60,7 @@ pub const API_VARS: (&[&str], &[&str]) = (
         API_MAX_STEPS,
         API_MAX_GROUPS,
         SHARE_RULES,
+        LABELS,
     ],
 );
 
@@ -115,6 +118,20 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// The configured share rules (none when unset or blank).
     pub share: ShareRules,
+    /// The labels the runs compute (`KUBECUR_LABELS`, the ingest's value): `label:KEY` requests for
+    /// any other key are refused even before a month is computed.
+    pub labels: Vec<Label>,
+}
+
+impl ApiConfig {
+    /// What every request is served under.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            limits: self.limits,
+            share: self.share.clone(),
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 /// Builds the tag mapping from override specs (`CONCEPT=KEY[,KEY]`).
@@ -152,12 +169,7 @@ impl IngestConfig {
             name: TAG_KEYS,
             reason: e.to_string(),
         })?;
-        if let Some(labels) = optional(&lookup, LABELS) {
-            tag_mapping.set_labels(parse_label_list(&labels).map_err(|e| ConfigError {
-                name: LABELS,
-                reason: e.to_string(),
-            })?);
-        }
+        tag_mapping.set_labels(labels(&lookup)?);
         if let Some(rules) = optional(&lookup, SHARE_RULES) {
             let rules = share_rules(&rules)?;
             tag_mapping.set_resources(rules.resource_ids());
@@ -193,6 +205,17 @@ impl WriterConfig {
             table: required(&lookup, TABLE)?,
             workgroup: required(&lookup, ATHENA_WORKGROUP)?,
         })
+    }
+}
+
+/// The labels of [`LABELS`] (the ingest and the API read the same value); none when unset.
+fn labels(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<Label>, ConfigError> {
+    match optional(lookup, LABELS) {
+        None => Ok(Vec::new()),
+        Some(text) => parse_label_list(&text).map_err(|e| ConfigError {
+            name: LABELS,
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -243,6 +266,7 @@ impl ApiConfig {
                 None => ShareRules::default(),
                 Some(text) => share_rules(&text)?,
             },
+            labels: labels(&lookup)?,
         })
     }
 }
@@ -327,6 +351,17 @@ mod tests {
         assert_eq!(config.tag_mapping.resources(), ["db-1", "db-2"]);
         let config = IngestConfig::from_lookup(env(&BASE)).expect("valid");
         assert!(config.tag_mapping.resources().is_empty());
+    }
+
+    #[test]
+    fn api_reads_the_labels_and_names_a_bad_one() {
+        let config = ApiConfig::from_lookup(env(&[(TABLE, "t"), (LABELS, "team, CostCenter")]))
+            .expect("valid");
+        let keys: Vec<&str> = config.settings().labels.iter().map(|l| l.key()).collect();
+        assert_eq!(keys, ["team", "CostCenter"]);
+        let err = ApiConfig::from_lookup(env(&[(TABLE, "t"), (LABELS, "team,team")]))
+            .expect_err("repeated");
+        assert_eq!(err.name, LABELS);
     }
 
     #[test]

@@ -89,20 +89,23 @@ impl ApiResponse {
 /// The OpenAPI 3.1 document of the API, served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Serves one request under the default [`Limits`]; see [`handle_with_limits`].
+/// What a deployment configures for every request: the limits, the share rules every answer applies
+/// before those its parameters ask for (`KUBECUR_SHARE_RULES`), and the labels its runs compute
+/// (`KUBECUR_LABELS`; `kubecur serve --labels`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    pub share: ShareRules,
+    pub labels: Vec<Label>,
+}
+
+/// Serves one request under the default [`Settings`]; see [`handle_with_limits`].
 pub async fn handle<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
 ) -> ApiResponse {
-    handle_with_limits(
-        store,
-        request,
-        today,
-        &Limits::default(),
-        &ShareRules::default(),
-    )
-    .await
+    handle_with_limits(store, request, today, &Settings::default()).await
 }
 
 /// Serves one HTTP request as a front end receives it (the API function, `kubecur serve`): method,
@@ -113,8 +116,7 @@ pub async fn handle_http<S: SnapshotReader>(
     path: &str,
     raw_query: Option<&str>,
     today: NaiveDate,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
 ) -> ApiResponse {
     match query_pairs(raw_query) {
         Ok(query) => {
@@ -123,7 +125,7 @@ pub async fn handle_http<S: SnapshotReader>(
                 path: path.to_string(),
                 query,
             };
-            handle_with_limits(store, &request, today, limits, share).await
+            handle_with_limits(store, &request, today, settings).await
         }
         Err(reason) => ApiResponse::bad_query(&reason),
     }
@@ -132,14 +134,12 @@ pub async fn handle_http<S: SnapshotReader>(
 /// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
 /// Never panics and never returns an empty success for a failure: bad parameters and requests beyond
 /// `limits` are 400 naming the parameter, unknown routes 404, store failures 500 with an opaque id
-/// (details go to the log only). `share` holds the configured share rules every answer applies before
-/// those its parameters ask for.
+/// (details go to the log only). `settings` are the deployment's ([`Settings`]).
 pub async fn handle_with_limits<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
 ) -> ApiResponse {
     let path = request.path.trim_end_matches('/');
     if let Some(asset) = page::asset(path) {
@@ -165,8 +165,8 @@ pub async fn handle_with_limits<S: SnapshotReader>(
     };
     let result = match route {
         Route::Allocation => {
-            match AllocationQuery::parse_with_limits(&request.query, today, limits) {
-                Ok(query) => allocation(store, &query, limits, share).await,
+            match AllocationQuery::parse_with_limits(&request.query, today, &settings.limits) {
+                Ok(query) => allocation(store, &query, settings).await,
                 Err(err) => return ApiResponse::error(400, json!({ "error": err })),
             }
         }
@@ -228,17 +228,25 @@ fn computed_labels(pointers: &[PeriodStatus]) -> Vec<Label> {
 }
 
 /// A 400 when the request names a label (`aggregate=label:KEY`, `filterLabels`, `shareLabels`, a
-/// configured rule) that no serving snapshot computed: the pipeline groups by the labels of
-/// `KUBECUR_LABELS` only. With no snapshot at all there is nothing to check (the answer says so).
+/// configured rule) that is neither configured (`KUBECUR_LABELS` of the API, `configured`) nor
+/// computed by a serving snapshot: the pipeline groups by the labels of `KUBECUR_LABELS` only. A
+/// configured label a month lacks is answered, with a `labelNotComputed` warning. Without configured
+/// labels and without any snapshot there is nothing to check against (the answer says no snapshot).
 fn uncomputed_labels(
     pointers: &[PeriodStatus],
+    configured: &[Label],
     dimensions: &[Dimension],
     query: &AllocationQuery,
 ) -> Option<ApiResponse> {
-    if pointers.iter().all(|p| p.serving.is_none()) {
+    if configured.is_empty() && pointers.iter().all(|p| p.serving.is_none()) {
         return None;
     }
-    let computed = computed_labels(pointers);
+    let mut computed = configured.to_vec();
+    for label in computed_labels(pointers) {
+        if !computed.contains(&label) {
+            computed.push(label);
+        }
+    }
     let absent = labels_of(dimensions)
         .into_iter()
         .find(|l| !computed.contains(l))?;
@@ -258,7 +266,7 @@ fn uncomputed_labels(
     } else {
         let keys: Vec<&str> = computed.iter().map(|l| l.key()).collect();
         format!(
-            "the labels this deployment computes (KUBECUR_LABELS): {}",
+            "the labels this deployment computes (KUBECUR_LABELS, or a computed month): {}",
             keys.join(", ")
         )
     };
@@ -312,12 +320,12 @@ fn label_gaps(pointers: &[PeriodStatus], dimensions: &[Dimension]) -> Vec<(Strin
 async fn allocation<S: SnapshotReader>(
     store: &S,
     query: &AllocationQuery,
-    limits: &Limits,
-    configured: &ShareRules,
+    settings: &Settings,
 ) -> Result<ApiResponse, StoreError> {
+    let limits = &settings.limits;
     let periods = query.window.billing_periods();
     let pointers = store.pointers(&periods).await?;
-    let rules = configured.clone().with_parameters(&query.share);
+    let rules = settings.share.clone().with_parameters(&query.share);
     let sharing = !rules.is_empty();
     // With sharing, each set is answered at the grain the rules need and filtered after sharing, so
     // that a group's figures do not depend on which other groups a filter shows.
@@ -334,7 +342,7 @@ async fn allocation<S: SnapshotReader>(
         }
     }
     dimensions.extend(grain.iter().copied());
-    if let Some(refused) = uncomputed_labels(&pointers, &dimensions, query) {
+    if let Some(refused) = uncomputed_labels(&pointers, &settings.labels, &dimensions, query) {
         return Ok(refused);
     }
     let level = Level::serving(&dimensions);
@@ -974,11 +982,14 @@ mod tests {
                 "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z".into(),
             )],
         };
-        let limits = Limits::default();
+        let settings = Settings {
+            share: rules,
+            ..Settings::default()
+        };
         let answer = |store: MemoryStore| {
-            let (request, rules) = (request.clone(), rules.clone());
+            let (request, settings) = (request.clone(), settings.clone());
             async move {
-                let response = handle_with_limits(&store, &request, today(), &limits, &rules).await;
+                let response = handle_with_limits(&store, &request, today(), &settings).await;
                 assert_eq!(response.status, 200, "{}", response.body);
                 serde_json::from_str::<Value>(&response.body).expect("JSON")
             }
@@ -1015,6 +1026,44 @@ mod tests {
         assert!(body.to_string().contains("db-shared"), "{body}");
         let set = &body["data"][0];
         assert!(close(&set[UNALLOCATED]["totalCost"], 100.0), "{set}");
+    }
+
+    #[tokio::test]
+    async fn configured_labels_are_checked_before_any_month_is_computed() {
+        let empty = MemoryStore::default();
+        let settings = Settings {
+            labels: vec![crate::domain::Label::new("team").expect("valid")],
+            ..Settings::default()
+        };
+        let ask = |aggregate: &str| ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![
+                (
+                    "window".into(),
+                    "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z".into(),
+                ),
+                ("aggregate".into(), aggregate.into()),
+            ],
+        };
+        let refused = handle_with_limits(&empty, &ask("label:env"), today(), &settings).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let body: Value = serde_json::from_str(&refused.body).expect("JSON");
+        assert_eq!(body["error"]["parameter"], "aggregate", "{body}");
+        assert!(
+            body["error"]["allowed"]
+                .as_str()
+                .is_some_and(|a| a.contains("team")),
+            "{body}"
+        );
+        // A configured label is answered: no month yet, and the answer says so.
+        let answered = handle_with_limits(&empty, &ask("label:team"), today(), &settings).await;
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        assert!(answered.body.contains("noSnapshot"), "{}", answered.body);
+        // Without configured labels and without a month there is nothing to check against.
+        let unchecked =
+            handle_with_limits(&empty, &ask("label:env"), today(), &Settings::default()).await;
+        assert_eq!(unchecked.status, 200, "{}", unchecked.body);
     }
 
     /// June 2024 at full grain and by `label:team` (as with `KUBECUR_LABELS=team`).

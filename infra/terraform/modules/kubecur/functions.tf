@@ -134,6 +134,7 @@ resource "aws_lambda_function" "allocation_api" {
       KUBECUR_API_MAX_STEPS       = tostring(var.api_max_steps)
       KUBECUR_API_MAX_GROUPS      = tostring(var.api_max_groups)
       KUBECUR_SHARE_RULES         = var.share_rules
+      KUBECUR_LABELS              = var.labels
     }
   }
 

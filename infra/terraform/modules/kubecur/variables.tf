@@ -125,7 +125,7 @@ variable "tag_keys" {
 }
 
 variable "labels" {
-  description = "Further tag keys every run groups by, ','-separated (becomes KUBECUR_LABELS): the API then answers aggregate=label:KEY, filterLabels and shareLabels for them. Each key can split every group of the snapshot's full level, at most into as many as the key has values. Empty: none."
+  description = "Further tag keys every run groups by, ','-separated (becomes KUBECUR_LABELS of the ingest and the API): the API then answers aggregate=label:KEY, filterLabels and shareLabels for them, and refuses other keys. Each key can split every group of the snapshot's full level, at most into as many as the key has values. Empty: none."
   type        = string
   default     = ""
 

@@ -23,5 +23,5 @@ pub mod pipeline;
 #[cfg(feature = "deployment")]
 pub mod deployment;
 
-#[cfg(feature = "local-engine")]
+#[cfg(feature = "sample")]
 pub mod sample;

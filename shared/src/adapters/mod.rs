@@ -9,4 +9,6 @@
 pub mod aws;
 #[cfg(feature = "local-engine")]
 pub mod datafusion;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod memory;

@@ -105,18 +105,7 @@ impl DataFusionQueryEngine {
             ctx.register_udf(function);
         }
 
-        let store: Arc<dyn ObjectStore> = match &location {
-            CurLocation::Local(_) => Arc::new(object_store::local::LocalFileSystem::new()),
-            CurLocation::S3 { bucket, .. } => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()
-                    .map_err(|e| EngineError::Storage {
-                        context: format!("configuring S3 access to {}", location.display()),
-                        source: Box::new(e),
-                    })?,
-            ),
-        };
+        let store: Arc<dyn ObjectStore> = source::open_store(&location)?;
         ctx.register_object_store(&location.store_url()?, store.clone());
 
         progress.phase(&format!("listing {}", location.display()));

@@ -9,7 +9,7 @@ use crate::domain::sql::{
     RESOURCE_HASHES_COLUMN, TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
-use crate::ports::{EngineError, QueryEngine, ResultTable};
+use crate::ports::{AllocationEngine, EngineError, QueryEngine, ResultTable};
 
 /// Allocates `request` with `engine`.
 ///
@@ -25,6 +25,23 @@ pub async fn allocate<E: QueryEngine>(
     tracing::debug!(sql = %sql, "Rendered allocation query.");
     let started = std::time::Instant::now();
     let result = engine.query(&sql).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        groups = result.rows.len(),
+        "Allocation query finished."
+    );
+    read_allocation(&plan, &result)
+}
+
+/// Allocates `request` with an engine that runs the plan itself (no SQL): the same plan, and the same
+/// reading of the result, as [`allocate`].
+pub async fn allocate_with_plan<E: AllocationEngine>(
+    engine: &E,
+    request: &AllocationRequest,
+) -> Result<Allocation, EngineError> {
+    let plan = AllocationPlan::new(engine.columns(), request)?;
+    let started = std::time::Instant::now();
+    let result = engine.run_allocation(&plan).await?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         groups = result.rows.len(),

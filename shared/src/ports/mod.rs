@@ -122,6 +122,21 @@ pub trait QueryEngine {
     fn query(&self, sql: &str) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
 }
 
+/// Runs an allocation plan over one CUR table without SQL (the native local engine,
+/// `adapters::native`). The result has exactly the columns, in the same order and with the same
+/// meaning, as the allocation query [`crate::domain::sql::render_allocation`] renders for the plan (the
+/// local dialect's, with `unreadable_tags` when the plan reads tag maps), so
+/// [`crate::service::read_allocation`] reads either engine's result unchanged.
+pub trait AllocationEngine {
+    /// The table's real column names (canonical: legacy CSV headers already mapped to Athena names).
+    fn columns(&self) -> &ColumnSet;
+    /// Scans the table once and returns the plan's groups.
+    fn run_allocation(
+        &self,
+        plan: &crate::domain::AllocationPlan,
+    ) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
+}
+
 /// Receives progress of long work, to show a person. Every method has a silent default.
 pub trait Progress: Send + Sync {
     /// A new phase starts: "reading schemas of 12 files".

@@ -4,14 +4,22 @@
 //! cargo run --release -p kubecur-shared --features native-engine --example native_allocate -- \
 //!     sample /var/tmp/kubecur-bench 10000000          # legacy-CUR Parquet, as bench/allocate_vs_duckdb.py
 //! cargo run --release -p kubecur-shared --features native-engine --example native_allocate -- \
-//!     allocate /var/tmp/kubecur-bench/legacy-parquet [threads]
+//!     allocate /var/tmp/kubecur-bench/legacy-parquet [THREADS [FROM TO]]
+//! cargo run --release -p kubecur-shared --features native-engine --example native_allocate -- \
+//!     sql /var/tmp/kubecur-bench/legacy-parquet FROM TO   # the Athena SQL of the same allocation
 //! ```
 //!
-//! `allocate` runs the full-grain allocation (every dimension, no window) and prints the open and scan
-//! times, line items per second, the peak RSS (VmHWM) and the per-namespace amortized net cost.
+//! `allocate` runs the full-grain allocation (every dimension; no window unless FROM TO, as
+//! `2024-05-01 2024-07-01`) and prints the open and scan times, line items per second, the peak RSS
+//! (VmHWM) and the per-namespace amortized net cost. `sql` prints the Athena SQL of that allocation over
+//! `"bench"."cur"`, for `bench/native_vs_duckdb.py`.
 
 use kubecur_shared::adapters::native::NativeEngine;
-use kubecur_shared::domain::{AllocationRequest, CostMetric, Dimension};
+use kubecur_shared::domain::sql::render_allocation;
+use kubecur_shared::domain::{
+    AllocationPlan, AllocationRequest, CostMetric, Dialect, Dimension, TableRef, UsageWindow,
+};
+use kubecur_shared::ports::AllocationEngine;
 use kubecur_shared::ports::NoProgress;
 use kubecur_shared::sample::{write_sample, SampleOutput, SampleSpec};
 use std::collections::BTreeMap;
@@ -29,6 +37,16 @@ fn peak_rss() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+fn window(args: &[String], at: usize) -> Result<Option<UsageWindow>, Box<dyn std::error::Error>> {
+    match (args.get(at), args.get(at + 1)) {
+        (Some(from), Some(to)) => Ok(Some(UsageWindow::new(
+            UsageWindow::parse_day("from", from)?,
+            UsageWindow::parse_day("to", to)?,
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,8 +59,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let report = write_sample(std::path::Path::new(dir), &spec, |_| {})?;
             println!("{} rows, {} files, {} bytes", report.rows, report.files.len(), report.bytes);
         }
+        Some("sql") => {
+            let path = args.get(1).ok_or("sql PATH FROM TO")?;
+            let engine = NativeEngine::open(path, None, Arc::new(NoProgress)).await?;
+            let request = AllocationRequest {
+                window: window(&args, 2)?,
+                group_by: Dimension::ALL.to_vec(),
+                ..AllocationRequest::default()
+            };
+            let plan = AllocationPlan::new(engine.columns(), &request)?;
+            let table = TableRef::Glue {
+                database: "bench".into(),
+                table: "cur".into(),
+            };
+            println!("{}", render_allocation(&plan, Dialect::Athena, &table)?);
+        }
         Some("allocate") => {
-            let path = args.get(1).ok_or("allocate PATH [threads]")?;
+            let path = args.get(1).ok_or("allocate PATH [THREADS [FROM TO]]")?;
             let started = Instant::now();
             let mut engine = NativeEngine::open(path, None, Arc::new(NoProgress)).await?;
             if let Some(threads) = args.get(2) {
@@ -50,6 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let opened = started.elapsed();
             let request = AllocationRequest {
+                window: window(&args, 3)?,
                 group_by: Dimension::ALL.to_vec(),
                 ..AllocationRequest::default()
             };
@@ -82,7 +116,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{namespace}\t{cost:.6}");
             }
         }
-        _ => return Err("usage: native_allocate sample DIR ROWS | allocate PATH [threads]".into()),
+        _ => {
+            return Err(
+                "usage: native_allocate sample DIR ROWS | allocate PATH [THREADS [FROM TO]] | sql PATH FROM TO"
+                    .into(),
+            )
+        }
     }
     Ok(())
 }

@@ -474,7 +474,7 @@ impl Groups {
 
         // Tags: each source's value as a string id (0: absent or blank), unreadable cells marked.
         let strings = &mut self.strings;
-        let mut source_ids: Vec<Vec<u32>> = vec![Vec::new(); plan.sources.len()];
+        let mut source_ids: Vec<Vec<u32>> = vec![vec![BLANK; rows]; plan.sources.len()];
         let mut unreadable = vec![false; rows];
         for (s, source) in plan.sources.iter().enumerate() {
             if source.key.is_none() {
@@ -739,7 +739,11 @@ fn prepare(plan: &Compiled, file: &NativeFile) -> Prepared {
                 metadata.metadata().clone(),
                 ArrowReaderOptions::new().with_schema(Arc::new(with_dictionaries)),
             )
-            .unwrap_or_else(|_| metadata.clone());
+            .unwrap_or_else(|error| {
+                // Still correct, only slower: text is then interned per run of equal values.
+                tracing::debug!(file = %file.name, %error, "Text columns not readable as dictionaries.");
+                metadata.clone()
+            });
             let mask = ProjectionMask::roots(metadata.parquet_schema(), wanted);
             let mut row_group_starts = Vec::new();
             let mut start = 0u64;
@@ -1184,6 +1188,87 @@ mod tests {
     fn days_print_as_dates_and_no_day_as_null() {
         assert_eq!(day_cell(19_875), Cell::Text("2024-06-01".into()));
         assert_eq!(day_cell(NO_DAY), Cell::Null);
+    }
+
+    #[test]
+    fn parquet_text_columns_are_read_as_dictionaries_and_costs_stay_numbers() {
+        use crate::adapters::files::{DataFile, FileKind};
+        use crate::domain::columns::ColumnSet;
+        use crate::domain::{AllocationRequest, Dimension};
+        use arrow_array::{Array, Float64Array, StringArray, TimestampMillisecondArray};
+        let rows = 3;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "line_item_usage_start_date",
+                Arc::new(TimestampMillisecondArray::from(vec![1_717_200_000_000; rows])) as ArrayRef,
+            ),
+            (
+                "line_item_unblended_cost",
+                Arc::new(Float64Array::from(vec![1.0; rows])) as ArrayRef,
+            ),
+            (
+                "line_item_product_code",
+                Arc::new(StringArray::from(vec!["AmazonRDS", "AmazonS3", "AmazonRDS"])) as ArrayRef,
+            ),
+            (
+                "line_item_usage_account_id",
+                Arc::new(StringArray::from(vec!["111122223333"; rows])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("part-00001.snappy.parquet");
+        let file = std::fs::File::create(&path).expect("create");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let handle = std::fs::File::open(&path).expect("open");
+        let metadata = ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()).expect("footer");
+        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let native = NativeFile {
+            file: DataFile {
+                kind: FileKind::Parquet,
+                url: format!("file://{}", path.display()),
+                meta: object_store::ObjectMeta {
+                    location: object_store::path::Path::from("part-00001.snappy.parquet"),
+                    last_modified: Default::default(),
+                    size: 0,
+                    e_tag: None,
+                    version: None,
+                },
+            },
+            name: "part-00001.snappy.parquet".into(),
+            encoding: Encoding::Parquet(metadata),
+            canonical: names.iter().map(|n| (n.clone(), n.clone())).collect(),
+        };
+        let request = AllocationRequest {
+            group_by: vec![Dimension::Service],
+            ..AllocationRequest::default()
+        };
+        let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
+        let compiled = Compiled::new(&plan).expect("compiles");
+        let prepared = prepare(&compiled, &native);
+        let parquet = prepared.parquet.expect("a Parquet plan");
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, parquet.metadata)
+            .with_projection(parquet.mask)
+            .build()
+            .expect("reader");
+        let read = reader.into_iter().next().expect("a batch").expect("readable");
+        let schema = read.schema();
+        let type_of = |name: &str| {
+            schema
+                .field_with_name(name)
+                .map(|f| f.data_type().clone())
+                .expect("projected")
+        };
+        assert!(
+            matches!(type_of("line_item_product_code"), DataType::Dictionary(..)),
+            "{schema:?}"
+        );
+        assert_eq!(type_of("line_item_unblended_cost"), DataType::Float64);
+        let columns = batch_columns(&read, &prepared.raw);
+        assert!(columns.iter().filter(|c| c.is_some()).all(|c| c.as_ref().is_some_and(|a| a.len() == rows)));
     }
 
     #[test]

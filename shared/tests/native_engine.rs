@@ -487,9 +487,13 @@ async fn map_tag_never_set_is_a_warning_from_the_presence_counts() {
     );
     // The keys that are set raise no such warning (the counts are not all zero).
     assert!(
-        !allocation.warnings.iter().any(
-            |w| matches!(w, Warning::TagNeverSet { concept: Concept::Cluster, .. })
-        ),
+        !allocation.warnings.iter().any(|w| matches!(
+            w,
+            Warning::TagNeverSet {
+                concept: Concept::Cluster,
+                ..
+            }
+        )),
         "{:?}",
         allocation.warnings
     );
@@ -569,7 +573,12 @@ async fn assert_open_fails(file: &str, contents: &[u8], needles: &[&str]) {
 
 #[tokio::test]
 async fn empty_directory_is_a_clear_error() {
-    assert_open_fails("notes.txt", b"not data", &["no CUR data files", "notes.txt"]).await;
+    assert_open_fails(
+        "notes.txt",
+        b"not data",
+        &["no CUR data files", "notes.txt"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -632,7 +641,12 @@ async fn malformed_cost_in_csv_is_an_error_naming_the_value_file_row_and_column(
     let csv = format!("{LEGACY_HEADER}\n2024-06-01T00:00:00Z,1,AmazonRDS,111122223333,a\n2024-06-01T00:00:00Z,twelve,AmazonRDS,111122223333,a\n");
     let (_dir, result) = allocate_files(&[("cur.csv", csv.as_bytes())], &namespace_only()).await;
     let text = result.expect_err("cannot read twelve").to_string();
-    for needle in ["twelve", "cur.csv", "data row 2", "line_item_unblended_cost"] {
+    for needle in [
+        "twelve",
+        "cur.csv",
+        "data row 2",
+        "line_item_unblended_cost",
+    ] {
         assert!(text.contains(needle), "missing `{needle}` in: {text}");
     }
 }
@@ -643,7 +657,12 @@ async fn malformed_usage_date_is_an_error_naming_it() {
     let request = by_namespace(); // the window needs the day
     let (_dir, result) = allocate_files(&[("cur.csv", csv.as_bytes())], &request).await;
     let text = result.expect_err("not a timestamp").to_string();
-    for needle in ["yesterday", "cur.csv", "data row 1", "line_item_usage_start_date"] {
+    for needle in [
+        "yesterday",
+        "cur.csv",
+        "data row 1",
+        "line_item_usage_start_date",
+    ] {
         assert!(text.contains(needle), "missing `{needle}` in: {text}");
     }
 }
@@ -671,7 +690,10 @@ async fn non_finite_and_absurd_csv_costs_are_errors_naming_file_row_and_column()
             "line_item_unblended_cost",
             "not a finite amount",
         ] {
-            assert!(text.contains(needle), "{bad}: missing `{needle}` in: {text}");
+            assert!(
+                text.contains(needle),
+                "{bad}: missing `{needle}` in: {text}"
+            );
         }
     }
     let csv =
@@ -697,8 +719,9 @@ fn parquet_bytes(batch: &arrow_array::RecordBatch, row_group_rows: usize) -> Vec
     let properties = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(row_group_rows))
         .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))
-        .expect("writer");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))
+            .expect("writer");
     writer.write(batch).expect("write");
     writer.close().expect("close");
     bytes
@@ -767,7 +790,10 @@ async fn blank_and_whitespace_tags_are_absent_and_never_a_group() {
     assert_eq!(costs.len(), 2, "{costs:?}");
     assert_eq!(costs[&key(UNALLOCATED)][CostMetric::ListCost.index()], 7.0);
     assert_eq!(costs[&key("payments")][CostMetric::ListCost.index()], 24.0);
-    assert!(allocation.rows.iter().all(|r| r.allocated == (r.keys[0] != UNALLOCATED)));
+    assert!(allocation
+        .rows
+        .iter()
+        .all(|r| r.allocated == (r.keys[0] != UNALLOCATED)));
 
     // Only blanks: the tag is set on no line item.
     let csv = format!("{LEGACY_HEADER}\n2024-06-01T00:00:00Z,1,AmazonRDS,111122223333,  \n");
@@ -825,8 +851,14 @@ async fn a_column_missing_from_some_files_reads_as_null_there() {
     .await;
     let allocation = result.expect("allocates");
     let costs = per_key(&allocation);
-    assert_eq!(costs[&vec!["payments".to_string()]][CostMetric::ListCost.index()], 10.0);
-    assert_eq!(costs[&vec![UNALLOCATED.to_string()]][CostMetric::ListCost.index()], 12.0);
+    assert_eq!(
+        costs[&vec!["payments".to_string()]][CostMetric::ListCost.index()],
+        10.0
+    );
+    assert_eq!(
+        costs[&vec![UNALLOCATED.to_string()]][CostMetric::ListCost.index()],
+        12.0
+    );
     assert!(allocation.warnings.contains(&Warning::NoResourceIdColumn));
     assert!(allocation.rows.iter().all(|r| r.resources == 0));
     assert_eq!(allocation.rows.iter().map(|r| r.line_items).sum::<u64>(), 4);
@@ -856,8 +888,14 @@ async fn unreadable_focus_tags_are_untagged_and_counted_in_one_warning() {
         vec![&Warning::UnreadableTags { line_items: 5 }]
     );
     let costs = per_key(&allocation);
-    assert_eq!(costs[&vec!["payments".to_string()]][CostMetric::NetCost.index()], 1.0);
-    assert_eq!(costs[&vec![UNALLOCATED.to_string()]][CostMetric::NetCost.index()], 126.0);
+    assert_eq!(
+        costs[&vec!["payments".to_string()]][CostMetric::NetCost.index()],
+        1.0
+    );
+    assert_eq!(
+        costs[&vec![UNALLOCATED.to_string()]][CostMetric::NetCost.index()],
+        126.0
+    );
     assert_eq!(
         allocation.rows.iter().map(|r| r.resources).sum::<u64>(),
         7,
@@ -883,14 +921,19 @@ async fn a_ragged_csv_row_is_an_error_naming_the_row() {
     let csv = format!("{LEGACY_HEADER}\n2024-06-01T00:00:00Z,1,AmazonRDS,111122223333,a\n2024-06-01T00:00:00Z,1\n");
     let (_dir, result) = allocate_files(&[("cur.csv", csv.as_bytes())], &namespace_only()).await;
     let text = result.expect_err("a short row").to_string();
-    assert!(text.contains("cur.csv") && text.contains("data row 2"), "{text}");
+    assert!(
+        text.contains("cur.csv") && text.contains("data row 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_truncated_gzip_csv_is_an_error_not_a_partial_result() {
     let mut csv = String::from(LEGACY_HEADER);
     for i in 0..5000 {
-        csv.push_str(&format!("\n2024-06-01T00:00:00Z,{i},AmazonRDS,111122223333,ns-{i}"));
+        csv.push_str(&format!(
+            "\n2024-06-01T00:00:00Z,{i},AmazonRDS,111122223333,ns-{i}"
+        ));
     }
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(csv.as_bytes()).expect("gzip");

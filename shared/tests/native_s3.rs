@@ -34,10 +34,15 @@ impl Moto {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): pip install 'moto[server]==5.2.5'"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}): pip install 'moto[server]==5.2.5'")
+            });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto_server did not listen on {port}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not listen on {port}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         Moto {
@@ -80,7 +85,10 @@ async fn upload(store: &dyn ObjectStore, root: &Path, dir: &Path, prefix: &str) 
             .replace('\\', "/");
         let key = ObjectPath::from(format!("{prefix}/{relative}"));
         store
-            .put(&key, PutPayload::from(std::fs::read(&path).expect("readable")))
+            .put(
+                &key,
+                PutPayload::from(std::fs::read(&path).expect("readable")),
+            )
             .await
             .expect("upload to moto");
     }
@@ -119,9 +127,13 @@ async fn s3_exports_allocate_like_the_same_files_on_disk() {
         let local = dir.path().join(output.dir_name());
         let prefix = format!("exports/{}", output.dir_name());
         upload(&store, &local, &local, &prefix).await;
-        let from_s3 = NativeEngine::open(&format!("s3://billing/{prefix}"), window, Arc::new(NoProgress))
-            .await
-            .unwrap_or_else(|e| panic!("{output:?}: opens the S3 export: {e}"));
+        let from_s3 = NativeEngine::open(
+            &format!("s3://billing/{prefix}"),
+            window,
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{output:?}: opens the S3 export: {e}"));
         let from_disk =
             NativeEngine::open(&local.display().to_string(), window, Arc::new(NoProgress))
                 .await
@@ -147,7 +159,10 @@ async fn s3_exports_allocate_like_the_same_files_on_disk() {
             );
             for metric in CostMetric::ALL {
                 let (x, y) = (a.costs.get(metric), b.costs.get(metric));
-                assert!((x - y).abs() < 1e-9 * y.abs().max(1.0), "{output:?} {metric}: {x} vs {y}");
+                assert!(
+                    (x - y).abs() < 1e-9 * y.abs().max(1.0),
+                    "{output:?} {metric}: {x} vs {y}"
+                );
             }
         }
     }
@@ -179,12 +194,18 @@ async fn odd_keys_are_read_as_the_objects_they_name(store: &dyn ObjectStore) {
     for (key, cost) in files {
         let body = format!("{header}2024-06-01T00:00:00Z,{cost},AmazonS3,111122223333\n");
         let key = ObjectPath::parse(key).expect("a legal key");
-        store.put(&key, PutPayload::from(body.into_bytes())).await.expect("upload");
+        store
+            .put(&key, PutPayload::from(body.into_bytes()))
+            .await
+            .expect("upload");
     }
     for key in decoys {
         let body = format!("{header}2024-06-01T00:00:00Z,1000,AmazonS3,111122223333\n");
         let key = ObjectPath::parse(key).expect("a legal key");
-        store.put(&key, PutPayload::from(body.into_bytes())).await.expect("upload");
+        store
+            .put(&key, PutPayload::from(body.into_bytes()))
+            .await
+            .expect("upload");
     }
     let engine = NativeEngine::open("s3://billing/odd", None, Arc::new(NoProgress))
         .await

@@ -14,6 +14,6 @@ pub mod aws;
 pub mod datafusion;
 #[cfg(feature = "files")]
 pub mod files;
+pub mod memory;
 #[cfg(feature = "native-engine")]
 pub mod native;
-pub mod memory;

@@ -7,13 +7,13 @@ use super::focus::{focus_columns, legacy_pricing};
 use super::legacy::legacy_columns;
 use super::{SampleError, SampleOutput, SampleReport, SampleSpec};
 use crate::domain::expr::Expr;
-use chrono::NaiveDateTime;
 use arrow_array::builder::{
     Float64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::ArrayRef;
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::NaiveDateTime;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;

@@ -143,15 +143,17 @@ pub fn numbers(array: Option<&ArrayRef>, rows: usize) -> Result<Numbers, BadCell
             })
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-            let parsed = text_map(Some(array), rows, &mut |value: Option<&str>| match nonblank(value) {
-                None => Parsed::Null,
-                Some(text) => {
-                    match <Float64Type as arrow_cast::parse::Parser>::parse(text) {
+            let parsed = text_map(
+                Some(array),
+                rows,
+                &mut |value: Option<&str>| match nonblank(value) {
+                    None => Parsed::Null,
+                    Some(text) => match <Float64Type as arrow_cast::parse::Parser>::parse(text) {
                         Some(v) => Parsed::Value(v),
                         None => Parsed::Bad,
-                    }
-                }
-            })
+                    },
+                },
+            )
             .map_err(|reason| BadCell { row: 0, reason })?;
             let mut values = Vec::with_capacity(rows);
             let mut valid = Vec::with_capacity(rows);
@@ -256,13 +258,17 @@ pub fn days(array: Option<&ArrayRef>, rows: usize) -> Result<Vec<i32>, BadCell> 
         )),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
             const BAD: i32 = i32::MIN + 1;
-            let parsed = text_map(Some(array), rows, &mut |value: Option<&str>| match nonblank(value) {
-                None => NO_DAY,
-                Some(text) => match arrow_cast::parse::string_to_datetime(&Utc, text) {
-                    Ok(at) => days_from(at.naive_utc().and_utc().timestamp(), 86_400),
-                    Err(_) => BAD,
+            let parsed = text_map(
+                Some(array),
+                rows,
+                &mut |value: Option<&str>| match nonblank(value) {
+                    None => NO_DAY,
+                    Some(text) => match arrow_cast::parse::string_to_datetime(&Utc, text) {
+                        Ok(at) => days_from(at.naive_utc().and_utc().timestamp(), 86_400),
+                        Err(_) => BAD,
+                    },
                 },
-            })
+            )
             .map_err(|reason| BadCell { row: 0, reason })?;
             match parsed.iter().position(|d| *d == BAD) {
                 Some(row) => Err(BadCell {
@@ -275,9 +281,9 @@ pub fn days(array: Option<&ArrayRef>, rows: usize) -> Result<Vec<i32>, BadCell> 
         other => {
             let cast = arrow_cast::cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))
                 .map_err(|e| BadCell {
-                    row: 0,
-                    reason: format!("a {other} column cannot be read as a timestamp ({e})"),
-                })?;
+                row: 0,
+                reason: format!("a {other} column cannot be read as a timestamp ({e})"),
+            })?;
             days(Some(&cast), rows)
         }
     }
@@ -428,7 +434,9 @@ mod tests {
         // Non-finite values are read (and refused later, with the file and column).
         let nan: ArrayRef = Arc::new(StringArray::from(vec!["NaN", "inf", "1e400"]));
         let read = numbers(Some(&nan), 3).expect("numbers");
-        assert!(read.values[0].is_nan() && read.values[1].is_infinite() && read.values[2].is_infinite());
+        assert!(
+            read.values[0].is_nan() && read.values[1].is_infinite() && read.values[2].is_infinite()
+        );
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(3), None]));
         let read = numbers(Some(&ints), 2).expect("cast");
         assert_eq!((read.values[0], read.valid[1]), (3.0, false));
@@ -460,7 +468,7 @@ mod tests {
             [june_first, june_first, june_first - 1, NO_DAY]
         );
         let junk: ArrayRef = Arc::new(StringArray::from(vec!["2024-06-01", "yesterday"]));
-        let bad = days(Some(&junk), 2).err().expect("not a timestamp");
+        let bad = days(Some(&junk), 2).expect_err("not a timestamp");
         assert_eq!(bad.row, 1);
         assert!(bad.reason.contains("yesterday"));
     }

@@ -106,7 +106,9 @@ impl NativeEngine {
         let total_rows = native
             .iter()
             .map(|f| match &f.encoding {
-                Encoding::Parquet(meta) => u64::try_from(meta.metadata().file_metadata().num_rows()).ok(),
+                Encoding::Parquet(meta) => {
+                    u64::try_from(meta.metadata().file_metadata().num_rows()).ok()
+                }
                 Encoding::Csv { .. } => None,
             })
             .sum();

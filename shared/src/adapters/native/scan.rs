@@ -113,10 +113,9 @@ impl Compiled {
             .map(|(name, _)| name)
             .collect();
         let index = |name: &str| {
-            names
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| compile_error(format!("column `{name}` is not among the plan's columns")))
+            names.iter().position(|n| n == name).ok_or_else(|| {
+                compile_error(format!("column `{name}` is not among the plan's columns"))
+            })
         };
         let sources = plan
             .tag_sources()
@@ -143,13 +142,16 @@ impl Compiled {
                 Dimension::Service => Slot::Service,
                 Dimension::Account => Slot::Account,
                 other => {
-                    let concept = other
-                        .concept()
-                        .ok_or_else(|| compile_error(format!("`{other:?}` is not a tag dimension")))?;
-                    let at = wanted.iter().position(|c| *c == concept).unwrap_or_else(|| {
-                        wanted.push(concept);
-                        wanted.len() - 1
-                    });
+                    let concept = other.concept().ok_or_else(|| {
+                        compile_error(format!("`{other:?}` is not a tag dimension"))
+                    })?;
+                    let at = wanted
+                        .iter()
+                        .position(|c| *c == concept)
+                        .unwrap_or_else(|| {
+                            wanted.push(concept);
+                            wanted.len() - 1
+                        });
                     Slot::Concept(at)
                 }
             });
@@ -214,7 +216,11 @@ impl Compiled {
             resource: plan.resource_column.as_deref().map(index).transpose()?,
             operation: plan.operation_column.as_deref().map(index).transpose()?,
             window,
-            accounts: plan.accounts.iter().map(|a| a.as_str().to_string()).collect(),
+            accounts: plan
+                .accounts
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
             group_by: plan.group_by.clone(),
             slots,
             sources,
@@ -240,12 +246,9 @@ fn compile_expr(
 ) -> Result<CExpr, EngineError> {
     Ok(match expr {
         Expr::Zero => CExpr::Zero,
-        Expr::Cost(columns) => CExpr::Cost(
-            columns
-                .iter()
-                .map(|c| index(c))
-                .collect::<Result<_, _>>()?,
-        ),
+        Expr::Cost(columns) => {
+            CExpr::Cost(columns.iter().map(|c| index(c)).collect::<Result<_, _>>()?)
+        }
         Expr::Add(parts) => CExpr::Add(
             parts
                 .iter()
@@ -274,7 +277,11 @@ fn compile_expr(
                     .map(|b| {
                         Ok(CBranch {
                             types: b.types.clone(),
-                            requires_non_empty: b.requires_non_empty.as_deref().map(index).transpose()?,
+                            requires_non_empty: b
+                                .requires_non_empty
+                                .as_deref()
+                                .map(index)
+                                .transpose()?,
                             then: compile_expr(&b.then, index)?,
                         })
                     })
@@ -467,9 +474,10 @@ impl Groups {
         }
         let mut metrics = Vec::with_capacity(4);
         for metric in &plan.metrics {
-            metrics.push(evaluate(metric, rows, &numbers_of, &column).map_err(
-                |(c, reason)| place.column(&raw_name(c), reason),
-            )?);
+            metrics.push(
+                evaluate(metric, rows, &numbers_of, &column)
+                    .map_err(|(c, reason)| place.column(&raw_name(c), reason))?,
+            );
         }
 
         // Tags: each source's value as a string id (0: absent or blank), unreadable cells marked.
@@ -562,7 +570,8 @@ impl Groups {
             self.unreadable[g] += u64::from(unreadable[row]);
             if let Some(&resource) = resources.get(row) {
                 if resource != BLANK {
-                    self.resources.insert(((g as u64) << 32) | u64::from(resource));
+                    self.resources
+                        .insert(((g as u64) << 32) | u64::from(resource));
                 }
             }
         }
@@ -646,8 +655,7 @@ fn evaluate<'a>(
                     let mask = masks[row];
                     (0..branches.len())
                         .find(|&i| {
-                            mask & (1 << i) != 0
-                                && required[i].as_ref().is_none_or(|r| r[row])
+                            mask & (1 << i) != 0 && required[i].as_ref().is_none_or(|r| r[row])
                         })
                         .unwrap_or(otherwise_index)
                 })
@@ -785,12 +793,10 @@ impl Job {
         let mut units = Vec::new();
         for (file, p) in prepared.iter().enumerate() {
             match &p.parquet {
-                Some(parquet) => units.extend(
-                    (0..parquet.row_group_starts.len()).map(|g| Unit {
-                        file,
-                        row_group: Some(g),
-                    }),
-                ),
+                Some(parquet) => units.extend((0..parquet.row_group_starts.len()).map(|g| Unit {
+                    file,
+                    row_group: Some(g),
+                })),
                 None => units.push(Unit {
                     file,
                     row_group: None,
@@ -825,10 +831,7 @@ impl Job {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok())
-                .collect()
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
         });
         let mut errors = match errors.into_inner() {
             Ok(errors) => errors,
@@ -874,7 +877,11 @@ impl Job {
                 let mut place = Place {
                     file,
                     row_group: Some(row_group),
-                    first_row: parquet.row_group_starts.get(row_group).copied().unwrap_or(0),
+                    first_row: parquet
+                        .row_group_starts
+                        .get(row_group)
+                        .copied()
+                        .unwrap_or(0),
                 };
                 let mut add = |batch: RecordBatch, place: &mut Place<'_>| {
                     let columns = batch_columns(&batch, &prepared.raw);
@@ -935,8 +942,9 @@ impl Job {
         groups: &mut Groups,
         report: &mut impl FnMut(usize),
     ) -> Result<(), EngineError> {
-        let unreadable =
-            |e: &dyn std::fmt::Display| EngineError::Input(format!("cannot read `{}`: {e}", file.name));
+        let unreadable = |e: &dyn std::fmt::Display| {
+            EngineError::Input(format!("cannot read `{}`: {e}", file.name))
+        };
         let gzip = matches!(file.encoding, Encoding::Csv { gzip: true });
         let bytes: Box<dyn std::io::Read> = if self.local {
             let path = local_path(&file.file)?;
@@ -946,7 +954,8 @@ impl Job {
             let data = self
                 .runtime
                 .block_on(async {
-                    let got = object_store::ObjectStoreExt::get(self.store.as_ref(), &location).await?;
+                    let got =
+                        object_store::ObjectStoreExt::get(self.store.as_ref(), &location).await?;
                     got.bytes().await
                 })
                 .map_err(|e| EngineError::Storage {
@@ -971,7 +980,9 @@ impl Job {
             .collect();
         let mut builders: Vec<arrow_array::builder::StringBuilder> = wanted
             .iter()
-            .map(|_| arrow_array::builder::StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
+            .map(|_| {
+                arrow_array::builder::StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16)
+            })
             .collect();
         let mut place = Place {
             file,
@@ -1046,7 +1057,12 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
     let mut all = Groups::new();
     let counted = plan.counted.len();
     for worker in workers {
-        let remap: Vec<u32> = worker.strings.list.iter().map(|s| all.strings.intern(s)).collect();
+        let remap: Vec<u32> = worker
+            .strings
+            .list
+            .iter()
+            .map(|s| all.strings.intern(s))
+            .collect();
         let mut group_of = Vec::with_capacity(worker.keys.len());
         let mut translated = vec![0u32; plan.slots.len() + 1];
         for (g, key) in worker.keys.iter().enumerate() {
@@ -1200,7 +1216,10 @@ mod tests {
         let batch = RecordBatch::try_from_iter([
             (
                 "line_item_usage_start_date",
-                Arc::new(TimestampMillisecondArray::from(vec![1_717_200_000_000; rows])) as ArrayRef,
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    1_717_200_000_000;
+                    rows
+                ])) as ArrayRef,
             ),
             (
                 "line_item_unblended_cost",
@@ -1208,7 +1227,11 @@ mod tests {
             ),
             (
                 "line_item_product_code",
-                Arc::new(StringArray::from(vec!["AmazonRDS", "AmazonS3", "AmazonRDS"])) as ArrayRef,
+                Arc::new(StringArray::from(vec![
+                    "AmazonRDS",
+                    "AmazonS3",
+                    "AmazonRDS",
+                ])) as ArrayRef,
             ),
             (
                 "line_item_usage_account_id",
@@ -1224,8 +1247,14 @@ mod tests {
         writer.write(&batch).expect("write");
         writer.close().expect("close");
         let handle = std::fs::File::open(&path).expect("open");
-        let metadata = ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()).expect("footer");
-        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let metadata =
+            ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()).expect("footer");
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let native = NativeFile {
             file: DataFile {
                 kind: FileKind::Parquet,
@@ -1254,7 +1283,11 @@ mod tests {
             .with_projection(parquet.mask)
             .build()
             .expect("reader");
-        let read = reader.into_iter().next().expect("a batch").expect("readable");
+        let read = reader
+            .into_iter()
+            .next()
+            .expect("a batch")
+            .expect("readable");
         let schema = read.schema();
         let type_of = |name: &str| {
             schema
@@ -1268,7 +1301,10 @@ mod tests {
         );
         assert_eq!(type_of("line_item_unblended_cost"), DataType::Float64);
         let columns = batch_columns(&read, &prepared.raw);
-        assert!(columns.iter().filter(|c| c.is_some()).all(|c| c.as_ref().is_some_and(|a| a.len() == rows)));
+        assert!(columns
+            .iter()
+            .filter(|c| c.is_some())
+            .all(|c| c.as_ref().is_some_and(|a| a.len() == rows)));
     }
 
     #[test]

@@ -325,7 +325,8 @@ def run(args):
                        check=True, stdout=subprocess.DEVNULL)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        serve = [args.kubecur, "serve", "--cur", f"{work}/cur/legacy-parquet", "--listen", f"127.0.0.1:{port}"]
+        # With a label computed, as the pipeline with KUBECUR_LABELS=team: the picker offers it.
+        serve = [args.kubecur, "serve", "--cur", f"{work}/cur/legacy-parquet", "--listen", f"127.0.0.1:{port}", "--labels", "team"]
         if args.page_dir:
             serve += ["--page-dir", args.page_dir]
         local = Server(serve, f"{work}/serve.log")
@@ -398,6 +399,14 @@ def run(args):
             page.settle()
             check(page.query()["aggregate"] == "namespace" and page.page.input_value("#aggregate") == "namespace", "Back did not restore the aggregate")
             table_equals_api(page, base, page.query(), "after Back")
+            # The computed label is a choice of the aggregate picker (from /status) and its view is the API's.
+            options = page.page.eval_on_selector_all("#aggregate option", "os => os.map(o => o.value)")
+            check("label:team" in options, f"the aggregate picker lacks label:team: {options}")
+            page.select("aggregate", "label:team")
+            check(page.query()["aggregate"] == "label:team", "the label choice did not set the URL")
+            answer = table_equals_api(page, base, page.query(), "label:team picked")
+            check(len(answer["data"][0]) > 1, "the sample's team tag splits the cost")
+            count("label views from the picker")
             page.select("window", "lastmonth")
             check(page.query()["window"] == "lastmonth", "the window picker did not set the URL")
             table_equals_api(page, base, page.query(), "last month")

@@ -100,6 +100,8 @@ pub struct AwsEnv {
     pub kind: Export,
     /// The ingest function's `KUBECUR_LABELS` (empty: unset).
     pub labels: String,
+    /// The ingest function's `KUBECUR_SHARE_RULES` (empty: unset).
+    pub share_rules: String,
 }
 
 impl AwsEnv {
@@ -201,12 +203,20 @@ impl AwsEnv {
             columns: all,
             kind,
             labels: String::new(),
+            share_rules: String::new(),
         }
     }
 
     /// The same environment with the ingest function's `KUBECUR_LABELS` set to `labels`.
     pub fn with_labels(mut self, labels: &str) -> AwsEnv {
         self.labels = labels.to_string();
+        self
+    }
+
+    /// The same environment with the ingest function's `KUBECUR_SHARE_RULES` set to `rules` (the
+    /// ingest keys the resource ids they select).
+    pub fn with_share_rules(mut self, rules: &str) -> AwsEnv {
+        self.share_rules = rules.to_string();
         self
     }
 
@@ -229,6 +239,9 @@ impl AwsEnv {
                     "KUBECUR_ATHENA_TABLE" => CUR_TABLE.into(),
                     "KUBECUR_ATHENA_OUTPUT" => format!("s3://{RESULT_BUCKET}/kubecur/"),
                     "KUBECUR_LABELS" if !self.labels.is_empty() => self.labels.clone(),
+                    "KUBECUR_SHARE_RULES" if !self.share_rules.is_empty() => {
+                        self.share_rules.clone()
+                    }
                     _ => return None,
                 })
             })
@@ -373,7 +386,8 @@ impl AwsEnv {
         .await
     }
 
-    /// [`AwsEnv::api`] with share rules configured on the function (`KUBECUR_SHARE_RULES`).
+    /// [`AwsEnv::api`] with share rules configured on the function (`KUBECUR_SHARE_RULES`; its
+    /// `KUBECUR_LABELS` is the ingest's, [`AwsEnv::with_labels`]).
     pub async fn api_sharing(
         &self,
         share: &kubecur_shared::domain::share::ShareRules,
@@ -389,13 +403,14 @@ impl AwsEnv {
         }
         let request =
             lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
-        let response = allocation_api::handle_with_limits(
-            &self.store(),
-            &kubecur_shared::api::Limits::default(),
-            share,
-            request,
-        )
-        .await;
+        // The function's configuration as Terraform and SAM write it: the ingest's labels, the rules.
+        let settings = kubecur_shared::api::Settings {
+            share: share.clone(),
+            labels: kubecur_shared::domain::label::parse_label_list(&self.labels)
+                .expect("valid labels"),
+            ..kubecur_shared::api::Settings::default()
+        };
+        let response = allocation_api::handle_with_limits(&self.store(), &settings, request).await;
         let status = response.status().as_u16();
         let body = match response.body() {
             lambda_http::Body::Text(text) => text.clone(),

@@ -49,6 +49,7 @@ pub fn request_from(args: &AllocateArgs) -> Result<(AllocationRequest, CostMetri
             group_by,
             tag_mapping,
             accounts,
+            resources: Vec::new(),
         },
         metric,
     ))
@@ -188,6 +189,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
         }
         request.group_by = grain;
         request.resource_ids |= request.group_by.len() > aggregate.len();
+        request.resources = rules.resource_ids();
     }
     if let Some(dialect) = args.show_sql {
         return show_sql(&args, dialect, &request).await;

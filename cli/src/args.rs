@@ -120,6 +120,12 @@ pub struct SampleArgs {
     /// Line items per file.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub rows_per_file: u64,
+    /// Add N resources each tagged with a pod of its own (a large estate, for benchmarks at scale).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pods: u64,
+    /// Spread the line items over the first N days from 2024-05-01 (1 to 61; 31 keeps them in May).
+    #[arg(long, value_name = "N", default_value_t = 61)]
+    pub days: u64,
 }
 
 #[derive(Debug, Args)]

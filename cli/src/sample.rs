@@ -13,8 +13,23 @@ pub fn run(args: SampleArgs) -> Result<(), CliError> {
     if args.rows_per_file == 0 {
         return Err(CliError::Usage("--rows-per-file must be at least 1".into()));
     }
+    if !(1..=kubecur_shared::sample::DAYS).contains(&args.days) {
+        return Err(CliError::Usage(format!(
+            "--days {} is outside 1..={} (the sample covers May and June 2024)",
+            args.days,
+            kubecur_shared::sample::DAYS
+        )));
+    }
+    if args.pods > 100_000_000 {
+        return Err(CliError::Usage(format!(
+            "--pods {} is more than 100,000,000",
+            args.pods
+        )));
+    }
     let mut spec = SampleSpec::new(args.rows);
     spec.rows_per_file = args.rows_per_file;
+    spec.pods = args.pods;
+    spec.days = args.days;
     if let Some(only) = &args.only {
         spec.outputs = only
             .split(',')

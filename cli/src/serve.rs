@@ -8,35 +8,32 @@ use crate::progress::TerminalProgress;
 use crate::proxy::Proxy;
 use crate::CliError;
 use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
-use kubecur_shared::api::{self, ApiResponse, Limits, MemoryStore};
+use kubecur_shared::api::{self, ApiResponse, MemoryStore, Settings};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::label::parse_label_list;
-use kubecur_shared::domain::share::ShareRules;
 use kubecur_shared::domain::snapshot::{split_by_period, undated, SnapshotOrigin};
-use kubecur_shared::domain::{AllocationRequest, Dimension, Label};
+use kubecur_shared::domain::Label;
 use kubecur_shared::pipeline::publish::{build, publish};
+use kubecur_shared::pipeline::run_request;
 use kubecur_shared::ports::Progress;
 use kubecur_shared::service;
 use std::sync::Arc;
 
 /// Allocates `args.cur` into a memory store, one snapshot per billing period found.
+///
+/// It keys what a pipeline run keys: the full grain, the `labels` (`KUBECUR_LABELS`), and the resource
+/// ids `resources` the share rules select (`KUBECUR_SHARE_RULES`).
 pub async fn load(
     cur: &str,
     tag_keys: &[String],
     labels: &[Label],
+    resources: &[String],
     progress: Arc<dyn Progress>,
 ) -> Result<MemoryStore, CliError> {
-    let request = AllocationRequest {
-        window: None,
-        // The full grain, then the labels (as the pipeline's run with KUBECUR_LABELS).
-        group_by: Dimension::ALL
-            .into_iter()
-            .chain(labels.iter().copied().map(Dimension::Label))
-            .collect(),
-        tag_mapping: tag_mapping(tag_keys)?,
-        accounts: Vec::new(),
-        resource_ids: true,
-    };
+    let mut mapping = tag_mapping(tag_keys)?;
+    mapping.set_labels(labels.to_vec());
+    mapping.set_resources(resources.to_vec());
+    let request = run_request(None, &mapping);
     let mut engine = DataFusionQueryEngine::open(cur, None, progress).await?;
     let full = service::allocate(&mut engine, &request).await?;
     // Line items without a usage date fit no day: served nowhere, said here and in every period's warnings.
@@ -54,6 +51,7 @@ pub async fn load(
         // The writer function's code: the same snapshot, published the same way.
         let snapshot = build(
             &allocation,
+            &request.resources,
             SnapshotOrigin {
                 period,
                 version,
@@ -188,8 +186,7 @@ fn serve_requests(
     server: &tiny_http::Server,
     backend: &Backend,
     runtime: &tokio::runtime::Handle,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
     page_dir: Option<&std::path::Path>,
 ) {
     loop {
@@ -221,8 +218,7 @@ fn serve_requests(
             path,
             Some(query),
             today,
-            limits,
-            share,
+            settings,
         ));
         respond(request, response);
     }
@@ -257,16 +253,15 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             "--share-rules applies to --cur; a deployed API applies the rules it is configured with (KUBECUR_SHARE_RULES)".into(),
         ));
     }
-    // A bad rules file is refused before the CUR is read.
-    let share = Arc::new(crate::allocate::read_share_rules(
-        args.share_rules.as_deref(),
-    )?);
+    // A bad rules file or label is refused before the CUR is read.
+    let share = crate::allocate::read_share_rules(args.share_rules.as_deref())?;
+    let labels = parse_label_list(args.labels.as_deref().unwrap_or(""))
+        .map_err(|e| CliError::Usage(format!("--labels: {e}")))?;
     let backend = match (&args.cur, &args.api) {
         (Some(cur), _) => {
             let progress = Arc::new(TerminalProgress::new());
-            let labels = parse_label_list(args.labels.as_deref().unwrap_or(""))
-                .map_err(|e| CliError::Usage(format!("--labels: {e}")))?;
-            let loaded = load(cur, &args.tag_keys, &labels, progress.clone()).await;
+            let resources = share.resource_ids();
+            let loaded = load(cur, &args.tag_keys, &labels, &resources, progress.clone()).await;
             progress.finish();
             Backend::Local(loaded?)
         }
@@ -288,7 +283,12 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let limits = args.limits();
+    // As the API function with KUBECUR_SHARE_RULES and KUBECUR_LABELS.
+    let settings = Arc::new(Settings {
+        limits: args.limits(),
+        share,
+        labels,
+    });
     match backend.as_ref() {
         Backend::Local(_) => eprintln!(
             "serving the Cost Allocation page at http://{0}/ and the API at http://{0}/allocation?window=month&aggregate=namespace, /status and /openapi.json with {threads} threads (Ctrl-C stops)",
@@ -303,22 +303,15 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Handle::current();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (server, backend, runtime, share) = (
+            let (server, backend, runtime, settings) = (
                 server.clone(),
                 backend.clone(),
                 runtime.clone(),
-                share.clone(),
+                settings.clone(),
             );
             let page_dir = args.page_dir.clone();
             tokio::task::spawn_blocking(move || {
-                serve_requests(
-                    &server,
-                    &backend,
-                    &runtime,
-                    &limits,
-                    &share,
-                    page_dir.as_deref(),
-                )
+                serve_requests(&server, &backend, &runtime, &settings, page_dir.as_deref())
             })
         })
         .collect();

@@ -689,6 +689,46 @@ fn shared_rds(extra: &[&str]) -> (Output, BTreeMap<String, (f64, f64)>) {
 }
 
 #[test]
+fn a_rule_selecting_by_resource_id_takes_that_resource_only() {
+    // checkout's bucket (100) by its id, evenly to payments and search; the RDS (900) stays untagged.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"rules": [{"name": "assets", "select": {"resource": "checkout-assets"},
+                       "target": {"namespace": ["payments", "search"]}, "split": "even"}]}"#,
+    )
+    .expect("written");
+    let rules = rules.display().to_string();
+    let (out, rows) = shared_rds(&["--share-rules", &rules]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (namespace, total, shared) in [
+        ("payments", 650.0, 50.0),
+        ("search", 350.0, 50.0),
+        ("__unallocated__", 900.0, 0.0),
+    ] {
+        let (got_total, got_shared) = rows[namespace];
+        assert!(
+            close(got_total, total) && close(got_shared, shared),
+            "{namespace}: {got_total} ({got_shared} shared)"
+        );
+    }
+    // An id no line item has selects nothing: a warning, and nothing moves.
+    std::fs::write(
+        dir.path().join("none.json"),
+        r#"{"rules": [{"name": "gone", "select": {"resource": "db-that-was-deleted"}}]}"#,
+    )
+    .expect("written");
+    let none = dir.path().join("none.json").display().to_string();
+    let (out, rows) = shared_rds(&["--share-rules", &none]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
+    assert!(close(rows["__unallocated__"].0, 900.0), "{rows:?}");
+}
+
+#[test]
 fn the_readme_shared_rds_example_splits_by_weight_evenly_and_by_percentages() {
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
     for (extra, expected) in [
@@ -717,6 +757,15 @@ fn the_readme_shared_rds_example_splits_by_weight_evenly_and_by_percentages() {
                 ("payments", 1050.0, 450.0),
                 ("search", 570.0, 270.0),
                 ("checkout", 280.0, 180.0),
+            ],
+        ),
+        // The database selected by its resource id, weighted: as the first.
+        (
+            vec!["--share-rules", "rules:share-rules-resource.json"],
+            [
+                ("payments", 1140.0, 540.0),
+                ("search", 570.0, 270.0),
+                ("checkout", 190.0, 90.0),
             ],
         ),
     ] {

@@ -50,6 +50,8 @@ PARAMS = {
     "Architecture": "x86_64",
     "TagKeys": "namespace=team,squad",
     "Labels": "team,CostCenter",
+    # Both the ingest (it keys the resource ids the rules select) and the API (it applies them) read it.
+    "ShareRules": '{"rules": [{"name": "shared db", "select": {"resource": "db-shared"}}]}',
     # The billing side too (us-east-1, where the export can be created): the stack makes the CUR bucket,
     # its policy, the Glue database and table, and the CUR 2.0 export.
     "CreateDataExport": "true",
@@ -69,6 +71,7 @@ FUNCTIONS = {
             "KUBECUR_ATHENA_TABLE",
             "KUBECUR_TAG_KEYS",
             "KUBECUR_LABELS",
+            "KUBECUR_SHARE_RULES",
             "KUBECUR_LOG",
         },
     ),
@@ -78,7 +81,7 @@ FUNCTIONS = {
         900,
         {"KUBECUR_TABLE", "KUBECUR_ATHENA_WORKGROUP", "KUBECUR_LOG"},
     ),
-    "AllocationApiFunction": ("allocation-api", 256, 29, {"KUBECUR_TABLE", "KUBECUR_LOG", "KUBECUR_API_MAX_WINDOW_DAYS", "KUBECUR_API_MAX_STEPS", "KUBECUR_API_MAX_GROUPS", "KUBECUR_SHARE_RULES"}),
+    "AllocationApiFunction": ("allocation-api", 256, 29, {"KUBECUR_TABLE", "KUBECUR_LOG", "KUBECUR_API_MAX_WINDOW_DAYS", "KUBECUR_API_MAX_STEPS", "KUBECUR_API_MAX_GROUPS", "KUBECUR_SHARE_RULES", "KUBECUR_LABELS"}),
 }
 
 
@@ -524,9 +527,10 @@ def deploy(cfn_path: str) -> int:
             if "KUBECUR_ATHENA_WORKGROUP" in env_names:
                 c.equal(f"{name} KUBECUR_ATHENA_WORKGROUP", env.get("KUBECUR_ATHENA_WORKGROUP"), workgroup)
         ingest_env = lam.get_function_configuration(FunctionName=f"{prefix}-cur-ingest")["Environment"]["Variables"]
-        c.equal("cur-ingest database/table/tag keys", (ingest_env.get("KUBECUR_ATHENA_DATABASE"), ingest_env.get("KUBECUR_ATHENA_TABLE"), ingest_env.get("KUBECUR_TAG_KEYS"), ingest_env.get("KUBECUR_LABELS")), (PARAMS["GlueDatabase"], PARAMS["GlueTable"], PARAMS["TagKeys"], PARAMS["Labels"]))
+        c.equal("cur-ingest database/table/tag keys/share rules", (ingest_env.get("KUBECUR_ATHENA_DATABASE"), ingest_env.get("KUBECUR_ATHENA_TABLE"), ingest_env.get("KUBECUR_TAG_KEYS"), ingest_env.get("KUBECUR_LABELS"), ingest_env.get("KUBECUR_SHARE_RULES")), (PARAMS["GlueDatabase"], PARAMS["GlueTable"], PARAMS["TagKeys"], PARAMS["Labels"], PARAMS["ShareRules"]))
 
         api_env = lam.get_function_configuration(FunctionName=f"{prefix}-allocation-api")["Environment"]["Variables"]
+        c.equal("allocation-api share rules and labels", (api_env.get("KUBECUR_SHARE_RULES"), api_env.get("KUBECUR_LABELS")), (PARAMS["ShareRules"], PARAMS["Labels"]))
         # str(): moto hands Number parameters back as numbers; Lambda stores every variable as text.
         c.equal("allocation-api limits are the parameters' defaults", tuple(str(api_env.get(f"KUBECUR_API_MAX_{n}")) for n in ("WINDOW_DAYS", "STEPS", "GROUPS")), ("1096", "366", "10000"))
 

@@ -2,9 +2,10 @@
 //! Terraform and SAM set (`infra/`); [`INGEST_VARS`], [`WRITER_VARS`] and [`API_VARS`] list them per
 //! function for the test that checks the three agree.
 
-use crate::api::Limits;
+use crate::api::{Limits, Settings};
 use crate::domain::label::parse_label_list;
 use crate::domain::share::ShareRules;
+use crate::domain::Label;
 use crate::domain::{DomainError, TagMapping};
 
 /// DynamoDB table holding runs, pointers and snapshots (all three functions).
@@ -18,8 +19,9 @@ pub const ATHENA_TABLE: &str = "KUBECUR_ATHENA_TABLE";
 pub const ATHENA_OUTPUT: &str = "KUBECUR_ATHENA_OUTPUT";
 /// Optional tag key overrides, `;`-separated `CONCEPT=KEY[,KEY]` (ingest), as `--tag-key` takes them.
 pub const TAG_KEYS: &str = "KUBECUR_TAG_KEYS";
-/// Optional further tag keys every run groups by, `,`-separated (ingest): `aggregate=label:KEY`,
-/// `filterLabels` and `shareLabels` of the API take these keys. Each key can split every group of the
+/// Optional further tag keys every run groups by, `,`-separated (ingest; the API reads it too, to refuse
+/// other keys even before a month is computed): `aggregate=label:KEY`, `filterLabels` and `shareLabels`
+/// of the API take these keys. Each key can split every group of the
 /// snapshot's full level, at most into as many groups as the key has values (not measured yet).
 pub const LABELS: &str = "KUBECUR_LABELS";
 /// Optional: seconds the ingest waits for the partition DDL (default 120).
@@ -33,13 +35,21 @@ pub const API_MAX_STEPS: &str = "KUBECUR_API_MAX_STEPS";
 pub const API_MAX_GROUPS: &str = "KUBECUR_API_MAX_GROUPS";
 /// Optional share rules every `GET /allocation` answer applies (api): the JSON of a rules file
 /// ([`crate::domain::share::ShareRules::parse_json`]). Lambda's environment holds at most 4 KB in all
-/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html). The ingest reads it too:
+/// every run keys the resource ids its rules select by `resource`, so that the API can apply them.
 pub const SHARE_RULES: &str = "KUBECUR_SHARE_RULES";
 
 /// What each function reads: (required, optional).
 pub const INGEST_VARS: (&[&str], &[&str]) = (
     &[TABLE, ATHENA_WORKGROUP, ATHENA_DATABASE, ATHENA_TABLE],
-    &[ATHENA_OUTPUT, TAG_KEYS, LABELS, DDL_TIMEOUT_SECONDS, LOG],
+    &[
+        ATHENA_OUTPUT,
+        TAG_KEYS,
+        LABELS,
+        SHARE_RULES,
+        DDL_TIMEOUT_SECONDS,
+        LOG,
+    ],
 );
 pub const WRITER_VARS: (&[&str], &[&str]) = (&[TABLE, ATHENA_WORKGROUP], &[LOG]);
 pub const API_VARS: (&[&str], &[&str]) = (
@@ -50,6 +60,7 @@ pub const API_VARS: (&[&str], &[&str]) = (
         API_MAX_STEPS,
         API_MAX_GROUPS,
         SHARE_RULES,
+        LABELS,
     ],
 );
 
@@ -107,6 +118,20 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// The configured share rules (none when unset or blank).
     pub share: ShareRules,
+    /// The labels the runs compute (`KUBECUR_LABELS`, the ingest's value): `label:KEY` requests for
+    /// any other key are refused even before a month is computed.
+    pub labels: Vec<Label>,
+}
+
+impl ApiConfig {
+    /// What every request is served under.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            limits: self.limits,
+            share: self.share.clone(),
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 /// Builds the tag mapping from override specs (`CONCEPT=KEY[,KEY]`).
@@ -144,11 +169,10 @@ impl IngestConfig {
             name: TAG_KEYS,
             reason: e.to_string(),
         })?;
-        if let Some(labels) = optional(&lookup, LABELS) {
-            tag_mapping.set_labels(parse_label_list(&labels).map_err(|e| ConfigError {
-                name: LABELS,
-                reason: e.to_string(),
-            })?);
+        tag_mapping.set_labels(labels(&lookup)?);
+        if let Some(rules) = optional(&lookup, SHARE_RULES) {
+            let rules = share_rules(&rules)?;
+            tag_mapping.set_resources(rules.resource_ids());
         }
         let ddl_timeout_seconds = match optional(&lookup, DDL_TIMEOUT_SECONDS) {
             None => 120,
@@ -182,6 +206,25 @@ impl WriterConfig {
             workgroup: required(&lookup, ATHENA_WORKGROUP)?,
         })
     }
+}
+
+/// The labels of [`LABELS`] (the ingest and the API read the same value); none when unset.
+fn labels(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<Label>, ConfigError> {
+    match optional(lookup, LABELS) {
+        None => Ok(Vec::new()),
+        Some(text) => parse_label_list(&text).map_err(|e| ConfigError {
+            name: LABELS,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The rules of [`SHARE_RULES`] (the ingest and the API read the same value).
+fn share_rules(text: &str) -> Result<ShareRules, ConfigError> {
+    ShareRules::parse_json(text).map_err(|e| ConfigError {
+        name: SHARE_RULES,
+        reason: e.to_string(),
+    })
 }
 
 /// An optional whole number from 1 to `max`, or `default` when unset.
@@ -221,11 +264,9 @@ impl ApiConfig {
             },
             share: match optional(&lookup, SHARE_RULES) {
                 None => ShareRules::default(),
-                Some(text) => ShareRules::parse_json(&text).map_err(|e| ConfigError {
-                    name: SHARE_RULES,
-                    reason: e.to_string(),
-                })?,
+                Some(text) => share_rules(&text)?,
             },
+            labels: labels(&lookup)?,
         })
     }
 }
@@ -284,6 +325,7 @@ mod tests {
             (ATHENA_OUTPUT, "results-bucket/prefix"),
             (TAG_KEYS, "tenant=team"),
             (LABELS, "team,team"),
+            (SHARE_RULES, r#"{"rules": [{"select": {"resource": " "}}]}"#),
             (DDL_TIMEOUT_SECONDS, "0"),
             (TABLE, " "),
         ] {
@@ -295,6 +337,31 @@ mod tests {
         }
         let err = WriterConfig::from_lookup(env(&[(TABLE, "t")])).expect_err("no workgroup");
         assert_eq!(err.name, ATHENA_WORKGROUP);
+    }
+
+    #[test]
+    fn ingest_keys_the_resource_ids_the_share_rules_select() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            SHARE_RULES,
+            r#"{"rules": [{"name": "db", "select": {"resource": ["db-1", "db-2"]}},
+                          {"name": "rds", "select": {"service": "AmazonRDS"}}]}"#,
+        ));
+        let config = IngestConfig::from_lookup(env(&pairs)).expect("valid");
+        assert_eq!(config.tag_mapping.resources(), ["db-1", "db-2"]);
+        let config = IngestConfig::from_lookup(env(&BASE)).expect("valid");
+        assert!(config.tag_mapping.resources().is_empty());
+    }
+
+    #[test]
+    fn api_reads_the_labels_and_names_a_bad_one() {
+        let config = ApiConfig::from_lookup(env(&[(TABLE, "t"), (LABELS, "team, CostCenter")]))
+            .expect("valid");
+        let keys: Vec<&str> = config.settings().labels.iter().map(|l| l.key()).collect();
+        assert_eq!(keys, ["team", "CostCenter"]);
+        let err = ApiConfig::from_lookup(env(&[(TABLE, "t"), (LABELS, "team,team")]))
+            .expect_err("repeated");
+        assert_eq!(err.name, LABELS);
     }
 
     #[test]

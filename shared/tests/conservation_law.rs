@@ -218,6 +218,7 @@ proptest! {
         cost in prop::option::of(-500.0f64..5000.0),
         even in any::<bool>(),
         with_file in any::<bool>(),
+        by_resource in any::<bool>(),
         metric in prop::sample::select(CostMetric::ALL.to_vec()),
     ) {
         use kubecur_shared::domain::plan::Warning;
@@ -226,7 +227,16 @@ proptest! {
             {"name": "account two", "select": {"account": "222222222222", "unallocated": true},
              "split": {"percent": {"payments": 60, "支付": 40}}}
         ]}"#;
-        let configured = if with_file { ShareRules::parse_json(file).expect("valid") } else { ShareRules::default() };
+        let mut configured = if with_file { ShareRules::parse_json(file).expect("valid") } else { ShareRules::default() };
+        // A shared database and volume selected by resource id, first among the rules.
+        let resource_rule = r#"{"rules": [
+            {"name": "shared db", "select": {"resource": ["db-1", "vol-9"]}, "split": "even"}
+        ]}"#;
+        if by_resource {
+            let mut rules = ShareRules::parse_json(resource_rule).expect("valid").rules;
+            rules.append(&mut configured.rules);
+            configured.rules = rules;
+        }
         let team = kubecur_shared::domain::Label::new("team").expect("valid");
         let rules = configured.with_parameters(&ShareParameters {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
@@ -245,6 +255,7 @@ proptest! {
         let request = AllocationRequest {
             group_by: rules.grain(&aggregate),
             window: Some(window),
+            resources: rules.resource_ids(),
             ..AllocationRequest::default()
         };
         let plan = AllocationPlan::new(&columns(), &request).expect("plannable");

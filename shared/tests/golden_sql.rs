@@ -124,6 +124,29 @@ fn cur2_snapshot_athena_sql() {
     );
 }
 
+/// The pipeline's query with `KUBECUR_LABELS=team` and share rules that select two resources by id
+/// (one with a quote in it): the label's alias, and the resource key only for those ids.
+#[test]
+fn cur2_labels_and_resources_athena_sql() {
+    let mut names: Vec<&str> = CUR_BASE.to_vec();
+    names.extend(["resource_tags", "billing_period"]);
+    let mut mapping = kubecur_shared::domain::TagMapping::default();
+    mapping.set_labels(vec![
+        kubecur_shared::domain::Label::new("team").expect("valid")
+    ]);
+    mapping.set_resources(vec![
+        "arn:aws:rds:eu-west-1:111122223333:db:shared-postgres".into(),
+        "vol-0'quoted".into(),
+    ]);
+    let request = kubecur_shared::pipeline::run_request(june_2024().window, &mapping);
+    let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
+    assert_eq!(plan.group_by.last(), Some(&Dimension::Resource));
+    golden(
+        "cur2_labels_and_resources.athena.sql",
+        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+    );
+}
+
 #[test]
 fn focus_athena_sql() {
     let names = [

@@ -404,6 +404,7 @@ fn store() -> MemoryStore {
         let groups = build_snapshot(&allocation).expect("builds");
         let info = SnapshotInfo::describe(
             &allocation,
+            &[],
             &groups,
             SnapshotOrigin {
                 period,

@@ -90,7 +90,38 @@ async fn check_output_matches_reference(
         group_by: vec![Dimension::Namespace, Dimension::Label(cost_center)],
         ..by_namespace()
     };
-    for request in [by_namespace(), by_cost_center] {
+    // Two resource ids of the sample, one of them untagged: keyed for a share rule (`resource`).
+    let items = sample().line_items();
+    let tagged = |item: &&kubecur_shared::sample::SampleLineItem| !item.tags.is_empty();
+    let in_june = |item: &&kubecur_shared::sample::SampleLineItem| {
+        june().is_some_and(|w| w.contains(item.usage_start.date()))
+    };
+    let ids: Vec<String> = [
+        items
+            .iter()
+            .filter(in_june)
+            .filter(tagged)
+            .find(|i| !i.resource_id.trim().is_empty()),
+        items
+            .iter()
+            .filter(in_june)
+            .filter(|i| !tagged(i))
+            .find(|i| !i.resource_id.trim().is_empty()),
+    ]
+    .into_iter()
+    .map(|item| {
+        item.expect("the sample has resources, tagged and not")
+            .resource_id
+            .trim()
+            .to_string()
+    })
+    .collect();
+    let by_resource = AllocationRequest {
+        group_by: vec![Dimension::Namespace, Dimension::Resource],
+        resources: ids.clone(),
+        ..by_namespace()
+    };
+    for request in [by_namespace(), by_cost_center, by_resource] {
         let mut engine = open(path)
             .await
             .unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
@@ -107,7 +138,19 @@ async fn check_output_matches_reference(
             path.display(),
             request.group_by
         );
-        if request.group_by.len() > 1 {
+        if request.group_by.contains(&Dimension::Resource) {
+            for id in &ids {
+                assert!(
+                    expected.keys().any(|k| k[1] == *id),
+                    "{id} is keyed: {:?}",
+                    expected.keys().collect::<Vec<_>>()
+                );
+            }
+            assert!(
+                expected.keys().any(|k| k[1].is_empty()),
+                "other resources are ''"
+            );
+        } else if request.group_by.len() > 1 {
             assert!(
                 expected.keys().any(|k| k[1] == "CC-1234 \"core\""),
                 "the sample tags some cost with CostCenter: {:?}",

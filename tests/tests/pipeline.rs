@@ -82,6 +82,16 @@ async fn allocate_june(
     group_by: Vec<Dimension>,
     resource_ids: bool,
 ) -> kubecur_shared::domain::Allocation {
+    allocate_june_keying(env, group_by, resource_ids, Vec::new()).await
+}
+
+/// [`allocate_june`] keying the resource ids `resources` ([`Dimension::Resource`]).
+async fn allocate_june_keying(
+    env: &AwsEnv,
+    group_by: Vec<Dimension>,
+    resource_ids: bool,
+    resources: Vec<String>,
+) -> kubecur_shared::domain::Allocation {
     let mut engine = kubecur_shared::adapters::datafusion::DataFusionQueryEngine::open(
         &env.export.to_string_lossy(),
         Some(UsageWindow::billing_period(june())),
@@ -93,6 +103,7 @@ async fn allocate_june(
         window: Some(UsageWindow::billing_period(june())),
         group_by,
         resource_ids,
+        resources,
         ..AllocationRequest::default()
     };
     service::allocate(&mut engine, &request)
@@ -248,10 +259,119 @@ async fn a_legacy_cur_delivery_flows_to_the_api() {
 /// answers `aggregate=label:team`, `filterLabels` and `shareLabels` as `kubecur allocate` does; a key
 /// not configured is a 400 listing the configured ones.
 #[tokio::test]
+async fn configured_resource_rules_through_the_pipeline_equal_the_local_answer() {
+    resource_rules_equal_the_local_answer(SampleOutput::Cur2Parquet, Export::Cur2).await;
+}
+
+#[tokio::test]
+async fn configured_resource_rules_through_a_focus_pipeline_equal_the_local_answer() {
+    resource_rules_equal_the_local_answer(SampleOutput::FocusParquet, Export::Focus).await;
+}
+
+/// A share rule selecting an untagged resource by id, configured on the ingest and the API of an
+/// export of flavour `kind`: the API's June by namespace equals the local allocation shared the same way.
+async fn resource_rules_equal_the_local_answer(export: SampleOutput, kind: Export) {
+    use kubecur_shared::domain::plan::SPLIT_COST_OPERATIONS;
+    use kubecur_shared::domain::share::ShareRules;
+    // An untagged resource used in June, shared by its id over the namespaces.
+    let id = sample()
+        .line_items()
+        .into_iter()
+        .filter(|i| {
+            i.tags.is_empty()
+                && !i.resource_id.trim().is_empty()
+                && !SPLIT_COST_OPERATIONS.contains(&i.operation)
+                && UsageWindow::billing_period(june()).contains(i.usage_start.date())
+        })
+        .map(|i| i.resource_id.trim().to_string())
+        .next()
+        .expect("the sample has untagged resources in June");
+    let text = json!({ "rules": [{ "name": "shared", "select": { "resource": id } }] }).to_string();
+    let rules = ShareRules::parse_json(&text).expect("valid");
+    // The ingest reads the same rules as the API (both from KUBECUR_SHARE_RULES).
+    let env = AwsEnv::start_export(&sample().path(export), kind)
+        .await
+        .with_share_rules(&text);
+    let outcome = deliver(&env, FIRST_DELIVERY).await;
+    assert!(
+        matches!(outcome, WriterOutcome::Published { .. }),
+        "{outcome:?}"
+    );
+    let metric = CostMetric::AmortizedNetCost;
+    let (status, body) = env
+        .api_sharing(
+            &rules,
+            "apigw-v2-allocation.json",
+            Some("window=2024-06-01T00%3A00%3A00Z%2C2024-07-01T00%3A00%3A00Z&aggregate=namespace"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body["meta"]["warnings"]
+            .to_string()
+            .contains("resourceNotComputed"),
+        "{body}"
+    );
+    let local = allocate_june_keying(
+        &env,
+        vec![Dimension::Namespace, Dimension::Resource],
+        true,
+        vec![id.clone()],
+    )
+    .await;
+    let shared = rules
+        .apply_for(&local, &[Dimension::Namespace], metric)
+        .expect("shared");
+    let moved = shared.sources[0].costs.get(metric);
+    assert!(
+        moved.abs() > 0.0,
+        "{id} has cost in June: {:?}",
+        shared.sources
+    );
+    let rows = shared
+        .allocation
+        .regroup(&[Dimension::Namespace])
+        .expect("regrouped")
+        .display_rows(metric);
+    let set = body["data"][0].as_object().expect("one set");
+    assert_eq!(set.len(), rows.len(), "{body}");
+    for row in &rows {
+        let api = set[&row.keys[0]]["totalCost"].as_f64().expect("number");
+        assert!(
+            (api - row.costs.get(metric)).abs() < 1e-6,
+            "{}: API {api} vs local {}",
+            row.keys[0],
+            row.costs.get(metric)
+        );
+    }
+    assert_eq!(body["meta"]["shared"][0]["rule"], "shared", "{body}");
+    let api_moved = body["meta"]["shared"][0]["totalCost"]
+        .as_f64()
+        .expect("a number");
+    assert!(
+        (api_moved - moved).abs() < 1e-6,
+        "API moved {api_moved}, local {moved}"
+    );
+}
+
+#[tokio::test]
 async fn configured_labels_through_the_pipeline_equal_the_local_answer() {
+    labels_equal_the_local_answer(SampleOutput::Cur2Parquet, Export::Cur2).await;
+}
+
+#[tokio::test]
+async fn configured_labels_through_a_focus_pipeline_equal_the_local_answer() {
+    labels_equal_the_local_answer(SampleOutput::FocusParquet, Export::Focus).await;
+}
+
+/// `KUBECUR_LABELS` on an export of flavour `kind`: aggregate, filter and share by a label through the
+/// pipeline equal the local answer; an unconfigured label is a 400.
+async fn labels_equal_the_local_answer(export: SampleOutput, kind: Export) {
     use kubecur_shared::domain::share::{ShareParameters, ShareRules};
     use kubecur_shared::domain::Label;
-    let env = env().await.with_labels("team, CostCenter");
+    let env = AwsEnv::start_export(&sample().path(export), kind)
+        .await
+        .with_labels("team, CostCenter");
     let outcome = deliver(&env, FIRST_DELIVERY).await;
     assert!(
         matches!(outcome, WriterOutcome::Published { .. }),

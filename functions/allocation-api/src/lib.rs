@@ -1,21 +1,19 @@
 //! allocation-api: API Gateway HTTP API (payload v2) → the shared allocation API over DynamoDB.
 
-use kubecur_shared::api::{self, ApiResponse, Limits};
-use kubecur_shared::domain::share::ShareRules;
+use kubecur_shared::api::{self, ApiResponse, Settings};
 use kubecur_shared::ports::SnapshotReader;
 use lambda_http::{Body, Request, Response};
 
-/// Serves one API Gateway request under the default [`Limits`].
+/// Serves one API Gateway request under the default [`Settings`].
 pub async fn handle<S: SnapshotReader>(store: &S, request: Request) -> Response<Body> {
-    handle_with_limits(store, &Limits::default(), &ShareRules::default(), request).await
+    handle_with_limits(store, &Settings::default(), request).await
 }
 
-/// Serves one API Gateway request under `limits` and the configured share rules (both from the
-/// function's configuration).
+/// Serves one API Gateway request under the function's configured [`Settings`] (limits, share rules,
+/// labels).
 pub async fn handle_with_limits<S: SnapshotReader>(
     store: &S,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
     request: Request,
 ) -> Response<Body> {
     let today = chrono::Utc::now().date_naive();
@@ -25,8 +23,7 @@ pub async fn handle_with_limits<S: SnapshotReader>(
         request.uri().path(),
         request.uri().query(),
         today,
-        limits,
-        share,
+        settings,
     )
     .await;
     into_response(response)

@@ -89,20 +89,23 @@ impl ApiResponse {
 /// The OpenAPI 3.1 document of the API, served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Serves one request under the default [`Limits`]; see [`handle_with_limits`].
+/// What a deployment configures for every request: the limits, the share rules every answer applies
+/// before those its parameters ask for (`KUBECUR_SHARE_RULES`), and the labels its runs compute
+/// (`KUBECUR_LABELS`; `kubecur serve --labels`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    pub share: ShareRules,
+    pub labels: Vec<Label>,
+}
+
+/// Serves one request under the default [`Settings`]; see [`handle_with_limits`].
 pub async fn handle<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
 ) -> ApiResponse {
-    handle_with_limits(
-        store,
-        request,
-        today,
-        &Limits::default(),
-        &ShareRules::default(),
-    )
-    .await
+    handle_with_limits(store, request, today, &Settings::default()).await
 }
 
 /// Serves one HTTP request as a front end receives it (the API function, `kubecur serve`): method,
@@ -113,8 +116,7 @@ pub async fn handle_http<S: SnapshotReader>(
     path: &str,
     raw_query: Option<&str>,
     today: NaiveDate,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
 ) -> ApiResponse {
     match query_pairs(raw_query) {
         Ok(query) => {
@@ -123,7 +125,7 @@ pub async fn handle_http<S: SnapshotReader>(
                 path: path.to_string(),
                 query,
             };
-            handle_with_limits(store, &request, today, limits, share).await
+            handle_with_limits(store, &request, today, settings).await
         }
         Err(reason) => ApiResponse::bad_query(&reason),
     }
@@ -132,14 +134,12 @@ pub async fn handle_http<S: SnapshotReader>(
 /// Serves one request. `today` is the caller's clock (relative windows such as `7d` end today).
 /// Never panics and never returns an empty success for a failure: bad parameters and requests beyond
 /// `limits` are 400 naming the parameter, unknown routes 404, store failures 500 with an opaque id
-/// (details go to the log only). `share` holds the configured share rules every answer applies before
-/// those its parameters ask for.
+/// (details go to the log only). `settings` are the deployment's ([`Settings`]).
 pub async fn handle_with_limits<S: SnapshotReader>(
     store: &S,
     request: &ApiRequest,
     today: NaiveDate,
-    limits: &Limits,
-    share: &ShareRules,
+    settings: &Settings,
 ) -> ApiResponse {
     let path = request.path.trim_end_matches('/');
     if let Some(asset) = page::asset(path) {
@@ -165,8 +165,8 @@ pub async fn handle_with_limits<S: SnapshotReader>(
     };
     let result = match route {
         Route::Allocation => {
-            match AllocationQuery::parse_with_limits(&request.query, today, limits) {
-                Ok(query) => allocation(store, &query, limits, share).await,
+            match AllocationQuery::parse_with_limits(&request.query, today, &settings.limits) {
+                Ok(query) => allocation(store, &query, settings).await,
                 Err(err) => return ApiResponse::error(400, json!({ "error": err })),
             }
         }
@@ -228,17 +228,25 @@ fn computed_labels(pointers: &[PeriodStatus]) -> Vec<Label> {
 }
 
 /// A 400 when the request names a label (`aggregate=label:KEY`, `filterLabels`, `shareLabels`, a
-/// configured rule) that no serving snapshot computed: the pipeline groups by the labels of
-/// `KUBECUR_LABELS` only. With no snapshot at all there is nothing to check (the answer says so).
+/// configured rule) that is neither configured (`KUBECUR_LABELS` of the API, `configured`) nor
+/// computed by a serving snapshot: the pipeline groups by the labels of `KUBECUR_LABELS` only. A
+/// configured label a month lacks is answered, with a `labelNotComputed` warning. Without configured
+/// labels and without any snapshot there is nothing to check against (the answer says no snapshot).
 fn uncomputed_labels(
     pointers: &[PeriodStatus],
+    configured: &[Label],
     dimensions: &[Dimension],
     query: &AllocationQuery,
 ) -> Option<ApiResponse> {
-    if pointers.iter().all(|p| p.serving.is_none()) {
+    if configured.is_empty() && pointers.iter().all(|p| p.serving.is_none()) {
         return None;
     }
-    let computed = computed_labels(pointers);
+    let mut computed = configured.to_vec();
+    for label in computed_labels(pointers) {
+        if !computed.contains(&label) {
+            computed.push(label);
+        }
+    }
     let absent = labels_of(dimensions)
         .into_iter()
         .find(|l| !computed.contains(l))?;
@@ -258,7 +266,7 @@ fn uncomputed_labels(
     } else {
         let keys: Vec<&str> = computed.iter().map(|l| l.key()).collect();
         format!(
-            "the labels this deployment computes (KUBECUR_LABELS): {}",
+            "the labels this deployment computes (KUBECUR_LABELS, or a computed month): {}",
             keys.join(", ")
         )
     };
@@ -270,6 +278,24 @@ fn uncomputed_labels(
             allowed,
         } }),
     ))
+}
+
+/// Per serving snapshot, the resource ids the share rules select that it was computed without
+/// (period, ids): the ingest keys those of `KUBECUR_SHARE_RULES` as it was when the month ran.
+fn resource_gaps(pointers: &[PeriodStatus], rules: &ShareRules) -> Vec<(String, Vec<String>)> {
+    let wanted = rules.resource_ids();
+    pointers
+        .iter()
+        .filter_map(|p| p.serving.as_ref())
+        .filter_map(|info| {
+            let lacking: Vec<String> = wanted
+                .iter()
+                .filter(|id| !info.resources.contains(id))
+                .cloned()
+                .collect();
+            (!lacking.is_empty()).then(|| (info.period.label(), lacking))
+        })
+        .collect()
 }
 
 /// Per serving snapshot, the requested labels it was computed without (period, keys).
@@ -294,12 +320,12 @@ fn label_gaps(pointers: &[PeriodStatus], dimensions: &[Dimension]) -> Vec<(Strin
 async fn allocation<S: SnapshotReader>(
     store: &S,
     query: &AllocationQuery,
-    limits: &Limits,
-    configured: &ShareRules,
+    settings: &Settings,
 ) -> Result<ApiResponse, StoreError> {
+    let limits = &settings.limits;
     let periods = query.window.billing_periods();
     let pointers = store.pointers(&periods).await?;
-    let rules = configured.clone().with_parameters(&query.share);
+    let rules = settings.share.clone().with_parameters(&query.share);
     let sharing = !rules.is_empty();
     // With sharing, each set is answered at the grain the rules need and filtered after sharing, so
     // that a group's figures do not depend on which other groups a filter shows.
@@ -316,7 +342,7 @@ async fn allocation<S: SnapshotReader>(
         }
     }
     dimensions.extend(grain.iter().copied());
-    if let Some(refused) = uncomputed_labels(&pointers, &dimensions, query) {
+    if let Some(refused) = uncomputed_labels(&pointers, &settings.labels, &dimensions, query) {
         return Ok(refused);
     }
     let level = Level::serving(&dimensions);
@@ -473,6 +499,12 @@ async fn allocation<S: SnapshotReader>(
         notes.push(json!({
             "warning": { "kind": "labelNotComputed", "period": period, "labels": labels },
             "message": format!("the snapshot of {period} was computed without label(s) {}: its cost shows as `__unallocated__` for them until the month is computed again", labels.join(", ")),
+        }));
+    }
+    for (period, ids) in resource_gaps(&pointers, &rules) {
+        notes.push(json!({
+            "warning": { "kind": "resourceNotComputed", "period": period, "resources": ids },
+            "message": format!("the snapshot of {period} was computed without resource id(s) {} (set the same share rules on the ingest, KUBECUR_SHARE_RULES): a rule selecting them takes nothing from that month until it is computed again", ids.join(", ")),
         }));
     }
     if !missing.is_empty() {
@@ -777,6 +809,9 @@ async fn status<S: SnapshotReader>(store: &S) -> Result<ApiResponse, StoreError>
                     "computedAt": s.computed_at,
                     "lineItems": s.line_items,
                     "missingTagColumns": s.missing_tags(),
+                    // What `aggregate=label:KEY` and the share rules' `resource` can use for this month.
+                    "labels": s.labels,
+                    "resources": s.resources,
                     "warnings": s.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
                 })),
                 "lastFailure": p.last_failure,
@@ -838,6 +873,15 @@ mod tests {
 
     /// A store serving June 2024 (version 7) built from `rows` grouped by `group_by`.
     fn june_store(group_by: Vec<Dimension>, rows: Vec<AllocationRow>) -> MemoryStore {
+        june_store_keying(group_by, &[], rows)
+    }
+
+    /// [`june_store`] whose run keyed the resource ids `resources` ([`Dimension::Resource`]).
+    fn june_store_keying(
+        group_by: Vec<Dimension>,
+        resources: &[String],
+        rows: Vec<AllocationRow>,
+    ) -> MemoryStore {
         let full = Allocation {
             flavour: Flavour::Cur2,
             window: None,
@@ -848,6 +892,7 @@ mod tests {
         let groups = build_snapshot(&full).expect("full grain");
         let info = SnapshotInfo::describe(
             &full,
+            resources,
             &groups,
             SnapshotOrigin {
                 period: BillingPeriod {
@@ -902,6 +947,123 @@ mod tests {
         let response = handle(store, &request, today()).await;
         let body = serde_json::from_str(&response.body).unwrap_or(Value::String(response.body));
         (response.status, body)
+    }
+
+    #[tokio::test]
+    async fn configured_rules_select_by_resource_id_and_a_month_computed_without_it_is_a_warning() {
+        let u = UNALLOCATED;
+        let row = |ns: &str, service: &str, resource: &str, cost: f64| {
+            june_row(
+                "2024-06-01",
+                &["prod", ns, u, u, u, u, service, "111122223333", resource],
+                cost,
+                1,
+            )
+        };
+        let mut group_by = Dimension::ALL.to_vec();
+        group_by.push(Dimension::Resource);
+        // The untagged RDS cost is 70 of `db-shared` and 20 of other databases.
+        let rows = vec![
+            row("payments", "AmazonS3", "", 30.0),
+            row("search", "AmazonS3", "", 10.0),
+            row(u, "AmazonRDS", "db-shared", 70.0),
+            row(u, "AmazonRDS", "", 20.0),
+        ];
+        let keyed = june_store_keying(group_by, &["db-shared".to_string()], rows);
+        let rules = ShareRules::parse_json(
+            r#"{"rules": [{"name": "shared db", "select": {"resource": "db-shared"}}]}"#,
+        )
+        .expect("valid");
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![(
+                "window".into(),
+                "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z".into(),
+            )],
+        };
+        let settings = Settings {
+            share: rules,
+            ..Settings::default()
+        };
+        let answer = |store: MemoryStore| {
+            let (request, settings) = (request.clone(), settings.clone());
+            async move {
+                let response = handle_with_limits(&store, &request, today(), &settings).await;
+                assert_eq!(response.status, 200, "{}", response.body);
+                serde_json::from_str::<Value>(&response.body).expect("JSON")
+            }
+        };
+        let body = answer(keyed).await;
+        let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9);
+        let set = &body["data"][0];
+        // 70 by weight over payments 30 and search 10: 52.5 and 17.5; the other 20 stays unallocated.
+        assert!(close(&set["payments"]["totalCost"], 82.5), "{set}");
+        assert!(close(&set["payments"]["sharedCost"], 52.5), "{set}");
+        assert!(close(&set["search"]["totalCost"], 27.5), "{set}");
+        assert!(close(&set[UNALLOCATED]["totalCost"], 20.0), "{set}");
+        assert!(close(&body["meta"]["summary"]["total"], 130.0), "{body}");
+        assert_eq!(body["meta"]["shared"][0]["rule"], "shared db", "{body}");
+        let kinds = |body: &Value| -> Vec<String> {
+            body["meta"]["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w["warning"]["kind"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(
+            !kinds(&body).contains(&"resourceNotComputed".to_string()),
+            "{body}"
+        );
+
+        // A month computed before the rule named the database: nothing moves, and the answer says why.
+        let body = answer(store()).await;
+        assert!(
+            kinds(&body).contains(&"resourceNotComputed".to_string()),
+            "{body}"
+        );
+        assert!(body.to_string().contains("db-shared"), "{body}");
+        let set = &body["data"][0];
+        assert!(close(&set[UNALLOCATED]["totalCost"], 100.0), "{set}");
+    }
+
+    #[tokio::test]
+    async fn configured_labels_are_checked_before_any_month_is_computed() {
+        let empty = MemoryStore::default();
+        let settings = Settings {
+            labels: vec![crate::domain::Label::new("team").expect("valid")],
+            ..Settings::default()
+        };
+        let ask = |aggregate: &str| ApiRequest {
+            method: "GET".into(),
+            path: "/allocation".into(),
+            query: vec![
+                (
+                    "window".into(),
+                    "2024-06-01T00:00:00Z,2024-07-01T00:00:00Z".into(),
+                ),
+                ("aggregate".into(), aggregate.into()),
+            ],
+        };
+        let refused = handle_with_limits(&empty, &ask("label:env"), today(), &settings).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let body: Value = serde_json::from_str(&refused.body).expect("JSON");
+        assert_eq!(body["error"]["parameter"], "aggregate", "{body}");
+        assert!(
+            body["error"]["allowed"]
+                .as_str()
+                .is_some_and(|a| a.contains("team")),
+            "{body}"
+        );
+        // A configured label is answered: no month yet, and the answer says so.
+        let answered = handle_with_limits(&empty, &ask("label:team"), today(), &settings).await;
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        assert!(answered.body.contains("noSnapshot"), "{}", answered.body);
+        // Without configured labels and without a month there is nothing to check against.
+        let unchecked =
+            handle_with_limits(&empty, &ask("label:env"), today(), &Settings::default()).await;
+        assert_eq!(unchecked.status, 200, "{}", unchecked.body);
     }
 
     /// June 2024 at full grain and by `label:team` (as with `KUBECUR_LABELS=team`).
@@ -1384,6 +1546,7 @@ mod tests {
         let groups = build_snapshot(&full).expect("full grain");
         let info = SnapshotInfo::describe(
             &full,
+            &[],
             &groups,
             SnapshotOrigin {
                 period: BillingPeriod {

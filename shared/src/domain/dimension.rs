@@ -9,6 +9,10 @@ use super::tags::Concept;
 /// output columns (SQL aliases: [`Dimension::sql_alias`]); [`Dimension::ALL`] is in the order of the
 /// full-grain allocation.
 /// [`Dimension::Label`] (`label:KEY`) is any other tag key; it is not in [`Dimension::ALL`].
+/// [`Dimension::Resource`] (`resource`) exists for share rules that select line items by resource id:
+/// it is the id for the ids a plan lists ([`super::plan::AllocationRequest::resources`]) and `''` for
+/// every other line item, so it never multiplies groups beyond the resources named. It is not an
+/// `aggregate` choice and does not parse from a request ([`std::str::FromStr`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
     Day,
@@ -21,6 +25,7 @@ pub enum Dimension {
     Service,
     Account,
     Label(Label),
+    Resource,
 }
 
 /// The fixed dimensions and their names, in [`Dimension::ALL`] order.
@@ -54,6 +59,7 @@ impl Dimension {
     pub fn name(self) -> &'static str {
         match self {
             Dimension::Label(label) => label.name(),
+            Dimension::Resource => "resource",
             fixed => FIXED
                 .iter()
                 .find(|(d, _)| *d == fixed)
@@ -80,6 +86,8 @@ impl Dimension {
                 hash.write(label.key().as_bytes());
                 format!("label_{:016x}", hash.finish() as u64)
             }
+            // Apart from the query's `resource_id`, `resource_hash` and `resources` columns.
+            Dimension::Resource => "resource_key".to_string(),
             fixed => fixed.name().to_string(),
         }
     }
@@ -130,6 +138,9 @@ impl serde::Serialize for Dimension {
 impl<'de> serde::Deserialize<'de> for Dimension {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        if text == Dimension::Resource.name() {
+            return Ok(Dimension::Resource);
+        }
         text.parse().map_err(serde::de::Error::custom)
     }
 }
@@ -145,7 +156,7 @@ impl Dimension {
             Dimension::Daemonset => Some(Concept::Daemonset),
             Dimension::Container => Some(Concept::Container),
             Dimension::Label(label) => Some(Concept::Label(label)),
-            Dimension::Day | Dimension::Service | Dimension::Account => None,
+            Dimension::Day | Dimension::Service | Dimension::Account | Dimension::Resource => None,
         }
     }
 
@@ -217,6 +228,18 @@ mod tests {
         }
         assert_ne!(upper.sql_alias(), lower.sql_alias());
         assert_eq!(Dimension::Namespace.sql_alias(), "namespace");
+    }
+
+    #[test]
+    fn resource_is_not_an_aggregate_choice_but_round_trips_through_serde() {
+        assert!(Dimension::parse_list("namespace,resource").is_err());
+        assert!(!Dimension::names().contains("resource"));
+        let json = serde_json::to_string(&Dimension::Resource).expect("serialises");
+        assert_eq!(json, r#""resource""#);
+        let back: Dimension = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, Dimension::Resource);
+        assert_eq!(Dimension::Resource.sql_alias(), "resource_key");
+        assert_eq!(Dimension::Resource.concept(), None);
     }
 
     #[test]

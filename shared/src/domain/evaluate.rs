@@ -85,6 +85,14 @@ where
                     .unwrap_or("")
                     .trim()
                     .to_string(),
+                Dimension::Resource => plan
+                    .resource_column
+                    .as_ref()
+                    .and_then(|c| item.text(c))
+                    .map(str::trim)
+                    .filter(|id| plan.resources.iter().any(|r| r == id))
+                    .unwrap_or("")
+                    .to_string(),
                 other => other
                     .concept()
                     .map(|c| tag_value(plan, c, item))

@@ -47,6 +47,9 @@ pub struct AllocationRequest {
     /// their count, so groups can be merged later without counting a resource twice: snapshots need it
     /// (any window, any regrouping); it costs an MD5 per line item.
     pub resource_ids: bool,
+    /// The resource ids [`Dimension::Resource`] keys (the ids share rules select by `resource`): a
+    /// line item of one of them has its id there, every other line item `''`.
+    pub resources: Vec<String>,
 }
 
 /// Something the allocation could not do as asked, reported beside the result. Never fatal.
@@ -174,6 +177,8 @@ pub struct AllocationPlan {
     pub operation_column: Option<String>,
     /// Whether the query returns each group's resource id hashes (see [`AllocationRequest::resource_ids`]).
     pub resource_ids: bool,
+    /// See [`AllocationRequest::resources`] (trimmed, blank ones dropped).
+    pub resources: Vec<String>,
     pub concepts: Vec<ConceptSources>,
     /// One expression per metric, in [`CostMetric::ALL`] order.
     pub metrics: [Expr; 4],
@@ -297,6 +302,12 @@ impl AllocationPlan {
             resource_column,
             operation_column: columns.get(names.operation).map(str::to_string),
             resource_ids: request.resource_ids,
+            resources: request
+                .resources
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
             concepts,
             metrics,
             warnings,

@@ -149,11 +149,12 @@ fn rule_error(rule: &str, field: &str, message: impl Into<String>) -> DomainErro
     }
 }
 
-/// The dimensions a selector may name (every allocation key but the day).
+/// The dimensions a selector may name: every allocation key but the day, and the resource id.
 fn selectable() -> Vec<Dimension> {
     Dimension::ALL
         .into_iter()
         .filter(|d| *d != Dimension::Day)
+        .chain([Dimension::Resource])
         .collect()
 }
 
@@ -232,6 +233,28 @@ impl ShareRules {
             });
         }
         self
+    }
+
+    /// The resource ids the rules select or target by `resource`, in first-seen order: the ids an
+    /// allocation must key ([`super::plan::AllocationRequest::resources`]) for the rules to apply.
+    pub fn resource_ids(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for rule in &self.rules {
+            let selectors = match &rule.source {
+                Source::Select(selector) => vec![selector, &rule.target],
+                Source::AmountPerMonth(_) => vec![&rule.target],
+            };
+            for (dimension, values) in selectors.into_iter().flat_map(|s| &s.values) {
+                if *dimension == Dimension::Resource {
+                    for value in values {
+                        if !out.contains(value) {
+                            out.push(value.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Whether a rule shares a fixed amount (which needs a window to be pro-rated over).
@@ -747,6 +770,18 @@ fn parse_selector(
         if values.is_empty() {
             return Err(rule_error(rule, &path, "lists no value"));
         }
+        if dimension == Dimension::Resource {
+            // Ids are compared trimmed, and rendered into the pipeline's query as literals.
+            if let Some(bad) = values.iter().find(|v| {
+                v.trim().is_empty() || v.trim() != v.as_str() || v.chars().any(char::is_control)
+            }) {
+                return Err(rule_error(
+                    rule,
+                    &path,
+                    format!("`{}` is not a resource id (blank, surrounding spaces or a control character)", bad.escape_debug()),
+                ));
+            }
+        }
         selector.values.push((dimension, values));
     }
     Ok(selector)
@@ -1117,6 +1152,53 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_selects_line_items_by_resource_id() {
+        // The untagged RDS cost is two databases: 700 of `db-shared` and 200 of `db-other`.
+        let mut by_resource = estate();
+        by_resource.group_by.push(Dimension::Resource);
+        by_resource.rows = vec![
+            row(&["payments", "AmazonS3", ""], true, 600.0),
+            row(&["search", "AmazonS3", ""], true, 300.0),
+            row(&["checkout", "AmazonS3", ""], true, 100.0),
+            row(&[UNALLOCATED, "AmazonRDS", "db-shared"], false, 700.0),
+            row(&[UNALLOCATED, "AmazonRDS", ""], false, 200.0),
+        ];
+        let rules = ShareRules::parse_json(
+            r#"{"rules": [{"name": "shared db", "select": {"resource": ["db-shared"]},
+                           "target": {"namespace": ["payments", "search"]}, "split": "even"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(rules.resource_ids(), vec!["db-shared".to_string()]);
+        assert_eq!(
+            rules.grain(&[Dimension::Namespace]),
+            vec![Dimension::Namespace, Dimension::Resource]
+        );
+        let shared = rules
+            .apply(&by_resource, CostMetric::ListCost)
+            .expect("applies");
+        // 700 evenly over payments and search; checkout and the other database are untouched.
+        for (ns, total, part) in [
+            ("payments", 950.0, 350.0),
+            ("search", 650.0, 350.0),
+            ("checkout", 100.0, 0.0),
+        ] {
+            let got = costs(&shared, ns, CostMetric::ListCost);
+            assert!(close(got.0, total) && close(got.1, part), "{ns}: {got:?}");
+        }
+        assert!(close(
+            shared
+                .allocation
+                .unallocated_totals()
+                .get(CostMetric::ListCost),
+            200.0
+        ));
+        assert!(close(
+            shared.sources[0].costs.get(CostMetric::ListCost),
+            700.0
+        ));
+    }
+
+    #[test]
     fn by_day_each_day_shares_on_its_own() {
         let mut daily = estate();
         daily.group_by.insert(0, Dimension::Day);
@@ -1162,6 +1244,18 @@ mod tests {
             ("[]", "", "", "object"),
             (r#"{"rules": [], "extra": 1}"#, "", "extra", "unknown"),
             (r#"{"rules": [{"name": "a"}]}"#, "a", "select", "missing"),
+            (
+                r#"{"rules": [{"name": "a", "select": {"resource": [" db-1"]}}]}"#,
+                "a",
+                "select.resource",
+                "not a resource id",
+            ),
+            (
+                r#"{"rules": [{"name": "a", "select": {"resource": ""}}]}"#,
+                "a",
+                "select.resource",
+                "not a resource id",
+            ),
             (
                 r#"{"rules": [{"select": {"pod": "x"}, "amountPerMonth": 1}]}"#,
                 "#1",

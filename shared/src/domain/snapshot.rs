@@ -70,11 +70,12 @@ pub struct DayFigures {
 #[derive(Debug, Clone)]
 pub struct SnapshotGroup {
     pub level: Level,
-    /// Values aligned with [`SnapshotGroup::dimensions`]: the level's, then its labels'.
+    /// Values aligned with the level's dimensions, then its extra keys'.
     pub keys: Vec<String>,
-    /// The labels (`KUBECUR_LABELS`) a full-level group is also keyed by, after the level's
-    /// dimensions; shared by every group of a snapshot.
-    labels: Arc<[Label]>,
+    /// The extra keys a full-level group is also keyed by, after the level's dimensions: the labels
+    /// (`KUBECUR_LABELS`), then [`Dimension::Resource`] when the run keyed resource ids (share rules
+    /// select them); shared by every group of a snapshot.
+    extras: Arc<[Dimension]>,
     pub allocated: bool,
     days: BTreeMap<NaiveDate, DayFigures>,
     /// The first and last day (kept: every request asks).
@@ -88,13 +89,13 @@ impl PartialEq for SnapshotGroup {
         (
             self.level,
             &self.keys,
-            &self.labels,
+            &self.extras,
             self.allocated,
             &self.days,
         ) == (
             other.level,
             &other.keys,
-            &other.labels,
+            &other.extras,
             other.allocated,
             &other.days,
         )
@@ -112,7 +113,7 @@ impl SnapshotGroup {
         SnapshotGroup {
             level,
             keys,
-            labels: Arc::from(Vec::new()),
+            extras: Arc::from(Vec::new()),
             allocated,
             span: span.map(|(first, last)| (*first, *last)),
             days,
@@ -120,37 +121,40 @@ impl SnapshotGroup {
         }
     }
 
-    /// The same group keyed also by `labels` (its keys must end with their values).
-    pub fn with_labels(mut self, labels: Arc<[Label]>) -> SnapshotGroup {
-        self.labels = labels;
+    /// The same group keyed also by `extras` (labels, the resource; its keys must end with their
+    /// values).
+    pub fn with_extras(mut self, extras: Arc<[Dimension]>) -> SnapshotGroup {
+        self.extras = extras;
         self
     }
 
-    /// The labels the group is keyed by after its level's dimensions.
-    pub fn labels(&self) -> &[Label] {
-        &self.labels
+    /// The extra keys the group is keyed by after its level's dimensions.
+    pub fn extras(&self) -> &[Dimension] {
+        &self.extras
     }
 
     /// Where `dimension`'s value is in [`SnapshotGroup::keys`], if the group is keyed by it.
     pub fn key_at(&self, dimension: Dimension) -> Option<usize> {
         let fixed = self.level.dimensions();
         match dimension {
-            Dimension::Label(label) => self
-                .labels
+            Dimension::Label(_) | Dimension::Resource => self
+                .extras
                 .iter()
-                .position(|l| *l == label)
+                .position(|e| *e == dimension)
                 .map(|p| fixed.len() + p),
             other => fixed.iter().position(|d| *d == other),
         }
     }
 
     /// The group's value of `dimension`: its key, or `__unallocated__` for a label the snapshot was
-    /// computed without (before it was configured: its cost carries no known value); `None` for a
-    /// dimension the level does not hold.
+    /// computed without (before it was configured: its cost carries no known value), `''` for the
+    /// resource when the run keyed none (as for a resource no rule names); `None` for a dimension the
+    /// level does not hold.
     pub fn value(&self, dimension: Dimension) -> Option<&str> {
         match (self.key_at(dimension), dimension) {
             (Some(at), _) => Some(self.keys[at].as_str()),
             (None, Dimension::Label(_)) => Some(UNALLOCATED),
+            (None, Dimension::Resource) => Some(""),
             (None, _) => None,
         }
     }
@@ -272,6 +276,9 @@ pub struct SnapshotInfo {
     /// The labels (`KUBECUR_LABELS` when it ran) the full level is also keyed by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<Label>,
+    /// The resource ids (those the share rules selected when it ran) the full level is also keyed by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     pub warnings: Vec<Warning>,
 }
 
@@ -288,15 +295,17 @@ impl SnapshotInfo {
     }
 
     /// Describes the snapshot made of `groups`, built from `allocation` (one billing period).
+    /// `resources` are the ids the allocation keyed ([`super::plan::AllocationRequest::resources`]).
     pub fn describe(
         allocation: &Allocation,
+        resources: &[String],
         groups: &[SnapshotGroup],
         origin: SnapshotOrigin,
     ) -> SnapshotInfo {
         SnapshotInfo::describe_parts(
             allocation.flavour,
             allocation.warnings.clone(),
-            labels_of(&allocation.group_by),
+            (&allocation.group_by, resources),
             groups,
             origin,
         )
@@ -304,13 +313,15 @@ impl SnapshotInfo {
 
     /// Describes the snapshot made of `groups`, from what the allocation was and warned about (the
     /// writer streams the result: it never holds the allocation's rows).
+    /// `keyed` is the allocation's keys and the resource ids it keyed.
     pub fn describe_parts(
         flavour: Flavour,
         warnings: Vec<Warning>,
-        labels: Vec<Label>,
+        keyed: (&[Dimension], &[String]),
         groups: &[SnapshotGroup],
         origin: SnapshotOrigin,
     ) -> SnapshotInfo {
+        let (group_by, resources) = keyed;
         // Every line item is in exactly one group of each level.
         let line_items = groups
             .iter()
@@ -330,9 +341,24 @@ impl SnapshotInfo {
                 .iter()
                 .map(|l| groups.iter().filter(|g| g.level == *l).count() as u64)
                 .collect(),
-            labels,
+            labels: labels_of(group_by),
+            resources: if group_by.contains(&Dimension::Resource) {
+                resources.to_vec()
+            } else {
+                Vec::new()
+            },
             warnings,
         }
+    }
+
+    /// The extra keys the full level's groups carry after its dimensions (see [`SnapshotGroup`]).
+    pub fn extras(&self) -> Vec<Dimension> {
+        self.labels
+            .iter()
+            .copied()
+            .map(Dimension::Label)
+            .chain((!self.resources.is_empty()).then_some(Dimension::Resource))
+            .collect()
     }
 
     pub fn expected_groups(&self, level: Level) -> u64 {
@@ -441,6 +467,20 @@ pub fn labels_of(dimensions: &[Dimension]) -> Vec<Label> {
     dimensions.iter().filter_map(|d| d.label()).collect()
 }
 
+/// The extra keys among `dimensions` (beyond [`Dimension::ALL`]): the labels in order, then the
+/// resource. A snapshot's full level is keyed by them after its fixed dimensions.
+pub fn extras_of(dimensions: &[Dimension]) -> Vec<Dimension> {
+    labels_of(dimensions)
+        .into_iter()
+        .map(Dimension::Label)
+        .chain(
+            dimensions
+                .contains(&Dimension::Resource)
+                .then_some(Dimension::Resource),
+        )
+        .collect()
+}
+
 pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
     let mut builder = SnapshotBuilder::new(&full.group_by)?;
     for row in &full.rows {
@@ -459,16 +499,16 @@ pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainErr
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     day_at: usize,
-    /// Where each of [`Level::Full`]'s dimensions, then each label, is in a row's keys.
+    /// Where each of [`Level::Full`]'s dimensions, then each extra key, is in a row's keys.
     full_at: Vec<usize>,
-    labels: Arc<[Label]>,
+    extras: Arc<[Dimension]>,
     full: BTreeMap<(Vec<String>, bool), BTreeMap<NaiveDate, DayFigures>>,
 }
 
 impl SnapshotBuilder {
     /// A builder for rows grouped by `group_by`, which must hold every dimension (the full grain).
     pub fn new(group_by: &[Dimension]) -> Result<SnapshotBuilder, DomainError> {
-        let labels = labels_of(group_by);
+        let extras = extras_of(group_by);
         let position = |d: Dimension| {
             group_by
                 .iter()
@@ -485,10 +525,10 @@ impl SnapshotBuilder {
                 .dimensions()
                 .iter()
                 .copied()
-                .chain(labels.iter().copied().map(Dimension::Label))
+                .chain(extras.iter().copied())
                 .map(position)
                 .collect::<Result<_, _>>()?,
-            labels: labels.into(),
+            extras: extras.into(),
             full: BTreeMap::new(),
         })
     }
@@ -583,7 +623,7 @@ impl SnapshotBuilder {
             }));
         }
         for ((keys, allocated), days) in self.full {
-            out.push(group(Level::Full, keys, allocated, days).with_labels(self.labels.clone()));
+            out.push(group(Level::Full, keys, allocated, days).with_extras(self.extras.clone()));
         }
         out
     }

@@ -239,6 +239,22 @@ impl Renderer<'_> {
             Dimension::Account => {
                 Ok(self.first_nonblank(&[quote_ident(&plan.account_column)?], "''"))
             }
+            // The trimmed id for the listed resources, '' for every other line item.
+            Dimension::Resource => match &plan.resource_column {
+                Some(column) if !plan.resources.is_empty() => {
+                    let id = self.first_nonblank(&[quote_ident(column)?], "''");
+                    let listed = plan
+                        .resources
+                        .iter()
+                        .map(|r| quote_literal(r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(format!(
+                        "CASE WHEN {id} IN ({}) THEN {id} ELSE '' END",
+                        listed.join(", ")
+                    ))
+                }
+                _ => Ok("''".to_string()),
+            },
             other => match other.concept() {
                 Some(concept) => self.concept(concept),
                 None => Err(DomainError::InvalidIdentifier {

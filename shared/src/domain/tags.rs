@@ -111,6 +111,10 @@ pub struct TagMapping {
     /// `aggregate=label:KEY` for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     labels: Vec<Label>,
+    /// Resource ids every pipeline run keys separately (the ids the configured share rules select by
+    /// `resource`, [`super::share::ShareRules::resource_ids`]), so the API can apply those rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<String>,
 }
 
 impl Default for TagMapping {
@@ -122,6 +126,7 @@ impl Default for TagMapping {
                 .map(|c| (c, vec![c.default_key()]))
                 .collect(),
             labels: Vec::new(),
+            resources: Vec::new(),
         }
     }
 }
@@ -143,6 +148,16 @@ impl TagMapping {
     /// Sets the labels every pipeline run groups by.
     pub fn set_labels(&mut self, labels: Vec<Label>) {
         self.labels = labels;
+    }
+
+    /// The resource ids every pipeline run keys separately, in configured order.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// Sets the resource ids every pipeline run keys separately.
+    pub fn set_resources(&mut self, resources: Vec<String>) {
+        self.resources = resources;
     }
 
     /// Applies one override, `namespace=app.kubernetes.io/part-of,team`: the concept's keys are replaced.

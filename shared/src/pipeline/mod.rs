@@ -98,19 +98,27 @@ pub fn run_plan(
     period: BillingPeriod,
     tag_mapping: &TagMapping,
 ) -> Result<AllocationPlan, DomainError> {
-    let request = AllocationRequest {
-        window: Some(UsageWindow::billing_period(period)),
-        // The fixed dimensions, then the configured labels (`KUBECUR_LABELS`).
+    let request = run_request(Some(UsageWindow::billing_period(period)), tag_mapping);
+    AllocationPlan::new(&ColumnSet::new(columns.iter()), &request)
+}
+
+/// What a run allocates (and `kubecur serve` at start): the fixed dimensions, then the configured
+/// labels (`KUBECUR_LABELS`), then the resource ids the configured share rules select
+/// (`KUBECUR_SHARE_RULES`), if any; with the resource sets snapshots need.
+pub fn run_request(window: Option<UsageWindow>, tag_mapping: &TagMapping) -> AllocationRequest {
+    AllocationRequest {
+        window,
         group_by: Dimension::ALL
             .into_iter()
             .chain(tag_mapping.labels().iter().copied().map(Dimension::Label))
+            .chain((!tag_mapping.resources().is_empty()).then_some(Dimension::Resource))
             .collect(),
         tag_mapping: tag_mapping.clone(),
         accounts: Vec::new(),
         // Snapshots answer any window and regrouping: they need the resource sets.
         resource_ids: true,
-    };
-    AllocationPlan::new(&ColumnSet::new(columns.iter()), &request)
+        resources: tag_mapping.resources().to_vec(),
+    }
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -6,7 +6,6 @@ use crate::domain::allocation::Allocation;
 use crate::domain::error::DomainError;
 use crate::domain::plan::AllocationPlan;
 use crate::domain::run::check_row;
-use crate::domain::snapshot::labels_of;
 use crate::domain::snapshot::{
     build_snapshot, SnapshotBuilder, SnapshotGroup, SnapshotInfo, SnapshotOrigin,
 };
@@ -21,10 +20,15 @@ pub struct Snapshot {
     pub groups: Vec<SnapshotGroup>,
 }
 
-/// Builds the snapshot of one billing period's full-grain allocation (`kubecur serve`).
-pub fn build(allocation: &Allocation, origin: SnapshotOrigin) -> Result<Snapshot, DomainError> {
+/// Builds the snapshot of one billing period's full-grain allocation (`kubecur serve`); `resources`
+/// are the ids it keyed ([`crate::domain::AllocationRequest::resources`]).
+pub fn build(
+    allocation: &Allocation,
+    resources: &[String],
+    origin: SnapshotOrigin,
+) -> Result<Snapshot, DomainError> {
     let groups = build_snapshot(allocation)?;
-    let info = SnapshotInfo::describe(allocation, &groups, origin);
+    let info = SnapshotInfo::describe(allocation, resources, &groups, origin);
     Ok(Snapshot { info, groups })
 }
 
@@ -64,9 +68,12 @@ impl SnapshotStream {
         let reader = self.reader.ok_or("the result has no header row")?;
         let read = reader.finish();
         let groups = self.builder.finish();
-        let labels = labels_of(&self.plan.group_by);
+        let keyed = (
+            self.plan.group_by.as_slice(),
+            self.plan.resources.as_slice(),
+        );
         let info =
-            SnapshotInfo::describe_parts(read.flavour, read.warnings, labels, &groups, origin);
+            SnapshotInfo::describe_parts(read.flavour, read.warnings, keyed, &groups, origin);
         Ok(Snapshot { info, groups })
     }
 }
@@ -252,7 +259,7 @@ mod tests {
     fn a_streamed_result_gives_the_snapshot_the_whole_allocation_gives_in_any_order() {
         let (plan, table) = result(40);
         let whole = crate::service::read_allocation(&plan, &table).expect("readable");
-        let built = build(&whole, origin()).expect("built");
+        let built = build(&whole, &[], origin()).expect("built");
         assert_eq!(built.info.line_items, 240);
         let mut reversed = table.clone();
         reversed.rows.reverse();

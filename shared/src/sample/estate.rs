@@ -3,7 +3,7 @@
 
 use super::cur2::cur2_key;
 use super::legacy::legacy_tag_column;
-use super::{SampleSpec, DAYS, FIRST_DAY};
+use super::{SampleSpec, FIRST_DAY};
 use crate::domain::columns::aws_column_name;
 use crate::domain::expr::LineItemValues;
 use chrono::{Days, NaiveDate, NaiveDateTime};
@@ -86,7 +86,10 @@ pub(super) struct Resource {
     tags: Vec<(&'static str, String)>,
 }
 
-pub(super) fn resource_pool(rng: &mut Rng) -> Vec<Resource> {
+/// The sample's resources: the standard estate of 240, then `pods` resources each tagged with a pod
+/// of its own (`kubecur sample --pods N`, for benchmarks at scale). Without pods the draws, and so the
+/// files, are those of every earlier sample.
+pub(super) fn resource_pool(rng: &mut Rng, pods: u64) -> Vec<Resource> {
     let kinds: [(&str, &str, &str, &str); 6] = [
         (
             "AmazonRDS",
@@ -125,20 +128,21 @@ pub(super) fn resource_pool(rng: &mut Rng) -> Vec<Resource> {
             "CreateCacheCluster:0002",
         ),
     ];
+    let id_of = |product_code: &str, account: &str, index: u64| match product_code {
+        "AmazonRDS" => format!("arn:aws:rds:eu-west-1:{account}:db:app-db-{index}"),
+        "AmazonS3" => format!("kubecur-sample-bucket-{index}"),
+        "AmazonEC2" => format!("vol-0{index:016x}"),
+        "AmazonDynamoDB" => {
+            format!("arn:aws:dynamodb:eu-west-1:{account}:table/orders-{index}")
+        }
+        "AWSQueueService" => format!("arn:aws:sqs:eu-west-1:{account}:events-{index}"),
+        _ => format!("arn:aws:elasticache:eu-west-1:{account}:cluster:cache-{index}"),
+    };
     let mut pool = Vec::new();
     for index in 0..240u64 {
         let (product_code, service_name, usage_type, operation) = *rng.pick(&kinds);
         let account = *rng.pick(&ACCOUNTS);
-        let id = match product_code {
-            "AmazonRDS" => format!("arn:aws:rds:eu-west-1:{account}:db:app-db-{index}"),
-            "AmazonS3" => format!("kubecur-sample-bucket-{index}"),
-            "AmazonEC2" => format!("vol-0{index:016x}"),
-            "AmazonDynamoDB" => {
-                format!("arn:aws:dynamodb:eu-west-1:{account}:table/orders-{index}")
-            }
-            "AWSQueueService" => format!("arn:aws:sqs:eu-west-1:{account}:events-{index}"),
-            _ => format!("arn:aws:elasticache:eu-west-1:{account}:cluster:cache-{index}"),
-        };
+        let id = id_of(product_code, account, index);
         let mut tags: Vec<(&'static str, String)> = Vec::new();
         let roll = rng.below(100);
         let namespace = rng.pick(&NAMESPACES).to_string();
@@ -189,6 +193,29 @@ pub(super) fn resource_pool(rng: &mut Rng) -> Vec<Resource> {
             account,
             hourly: 0.01 + rng.unit() * 2.0,
             tags,
+        });
+    }
+    for pod in 0..pods {
+        let index = 240 + pod;
+        let (product_code, service_name, usage_type, operation) = *rng.pick(&kinds);
+        let account = *rng.pick(&ACCOUNTS);
+        let namespace = rng.pick(&NAMESPACES).to_string();
+        let cluster = rng.pick(&CLUSTERS).to_string();
+        pool.push(Resource {
+            id: id_of(product_code, account, index),
+            product_code,
+            service_name,
+            usage_type,
+            operation,
+            account,
+            hourly: 0.01 + rng.unit() * 2.0,
+            tags: vec![
+                (KEY_CLUSTER, cluster),
+                (KEY_DEPLOYMENT, format!("{namespace}-worker")),
+                (KEY_POD, format!("{namespace}-worker-{pod:07x}")),
+                (KEY_CONTAINER, "worker".into()),
+                (KEY_NAMESPACE, namespace),
+            ],
         });
     }
     pool
@@ -307,11 +334,13 @@ const TYPE_WEIGHTS: [(&str, u64); 17] = [
     ("FutureLineItemType", 2),
 ];
 
+/// Line item `row` of `total_rows`, spread evenly over `days` days from [`FIRST_DAY`].
 pub(super) fn generate_item(
     rng: &mut Rng,
     pool: &[Resource],
     row: u64,
     total_rows: u64,
+    days: u64,
 ) -> SampleLineItem {
     let total_weight: u64 = TYPE_WEIGHTS.iter().map(|(_, w)| w).sum();
     let mut ticket = rng.below(total_weight);
@@ -325,7 +354,7 @@ pub(super) fn generate_item(
     }
     let resource = &pool[rng.below(pool.len() as u64) as usize];
     let start = NaiveDate::from_ymd_opt(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2).unwrap_or_default();
-    let day = (row * DAYS) / total_rows.max(1);
+    let day = (row * days) / total_rows.max(1);
     let hour = rng.below(24);
     let usage_start = start
         .checked_add_days(Days::new(day))
@@ -470,8 +499,8 @@ pub(super) fn generate_item(
 /// Generates the line items of a sample in memory (for tests that compare engines with the reference).
 pub fn sample_line_items(spec: &SampleSpec) -> Vec<SampleLineItem> {
     let mut rng = Rng(spec.seed);
-    let pool = resource_pool(&mut rng);
+    let pool = resource_pool(&mut rng, spec.pods);
     (0..spec.rows)
-        .map(|row| generate_item(&mut rng, &pool, row, spec.rows))
+        .map(|row| generate_item(&mut rng, &pool, row, spec.rows, spec.days))
         .collect()
 }

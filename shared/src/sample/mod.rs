@@ -70,6 +70,10 @@ pub struct SampleSpec {
     /// Rows per Parquet file / CSV part.
     pub rows_per_file: u64,
     pub seed: u64,
+    /// Further resources, each tagged with a pod of its own (0: the standard estate only).
+    pub pods: u64,
+    /// Usage days from [`FIRST_DAY`] the line items spread over ([`DAYS`]: May and June 2024).
+    pub days: u64,
 }
 
 impl SampleSpec {
@@ -79,6 +83,8 @@ impl SampleSpec {
             outputs: SampleOutput::ALL.to_vec(),
             rows_per_file: 1_000_000,
             seed: 0x006b_7562_6563_7572,
+            pods: 0,
+            days: DAYS,
         }
     }
 }
@@ -149,6 +155,31 @@ mod tests {
     /// wrote it before it was split into modules (the same as
     /// `kubecur sample --out D --rows 2000 --rows-per-file 700`, hashed file by file): refactoring the
     /// generator must not change a single byte of what tests and benchmarks read.
+    #[test]
+    fn pods_add_a_resource_with_a_pod_of_its_own_and_days_narrow_the_usage() {
+        let mut spec = SampleSpec::new(20_000);
+        spec.pods = 5_000;
+        spec.days = 31;
+        let items = sample_line_items(&spec);
+        let pods: std::collections::BTreeSet<&str> = items
+            .iter()
+            .flat_map(|i| &i.tags)
+            .filter(|(key, _)| *key == "kubernetes_pod")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        // 20,000 draws over 5,240 resources reach about 98 % of the 5,000 pods.
+        assert!(
+            pods.len() > 4_500 && pods.len() <= 5_000 + 240,
+            "{}",
+            pods.len()
+        );
+        let may = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).expect("valid");
+        let june = chrono::NaiveDate::from_ymd_opt(2024, 6, 1).expect("valid");
+        assert!(items
+            .iter()
+            .all(|i| (may..june).contains(&i.usage_start.date())));
+    }
+
     #[test]
     fn output_is_byte_identical_for_a_seed() {
         let mut spec = SampleSpec::new(2_000);

@@ -280,7 +280,7 @@ pub fn write_sample(
     mut on_rows: impl FnMut(u64),
 ) -> Result<SampleReport, SampleError> {
     let mut rng = Rng(spec.seed);
-    let pool = resource_pool(&mut rng);
+    let pool = resource_pool(&mut rng, spec.pods);
     let pricing = legacy_pricing();
     let mut states: Vec<OutputState> = spec
         .outputs
@@ -311,7 +311,7 @@ pub fn write_sample(
     while done < spec.rows {
         let n = BATCH.min(spec.rows - done);
         let items: Vec<SampleLineItem> = (done..done + n)
-            .map(|row| generate_item(&mut rng, &pool, row, spec.rows))
+            .map(|row| generate_item(&mut rng, &pool, row, spec.rows, spec.days))
             .collect();
         // A batch may straddle a month boundary: split it by billing period.
         let mut start = 0;

@@ -67,6 +67,7 @@ resource "aws_lambda_function" "cur_ingest" {
       KUBECUR_ATHENA_TABLE     = var.glue_table
       KUBECUR_TAG_KEYS         = var.tag_keys
       KUBECUR_LABELS           = var.labels
+      KUBECUR_SHARE_RULES      = var.share_rules
       KUBECUR_LOG              = "info"
     }
   }
@@ -133,6 +134,7 @@ resource "aws_lambda_function" "allocation_api" {
       KUBECUR_API_MAX_STEPS       = tostring(var.api_max_steps)
       KUBECUR_API_MAX_GROUPS      = tostring(var.api_max_groups)
       KUBECUR_SHARE_RULES         = var.share_rules
+      KUBECUR_LABELS              = var.labels
     }
   }
 

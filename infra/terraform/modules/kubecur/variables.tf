@@ -125,7 +125,7 @@ variable "tag_keys" {
 }
 
 variable "labels" {
-  description = "Further tag keys every run groups by, ','-separated (becomes KUBECUR_LABELS): the API then answers aggregate=label:KEY, filterLabels and shareLabels for them. Each key can split every group of the snapshot's full level, at most into as many as the key has values. Empty: none."
+  description = "Further tag keys every run groups by, ','-separated (becomes KUBECUR_LABELS of the ingest and the API): the API then answers aggregate=label:KEY, filterLabels and shareLabels for them, and refuses other keys. Each key can split every group of the snapshot's full level, at most into as many as the key has values. Empty: none."
   type        = string
   default     = ""
 
@@ -254,7 +254,7 @@ variable "api_max_groups" {
 }
 
 variable "share_rules" {
-  description = "Share rules every GET /allocation answer applies, as the JSON of a rules file (README: Shared costs), e.g. jsonencode({ rules = [...] }) or file(\"share-rules.json\"); empty for none. Becomes KUBECUR_SHARE_RULES (Lambda's environment holds at most 4 KB in all)."
+  description = "Share rules every GET /allocation answer applies, as the JSON of a rules file (README: Shared costs), e.g. jsonencode({ rules = [...] }) or file(\"share-rules.json\"); empty for none. Becomes KUBECUR_SHARE_RULES of the API and the ingest, which keys the resource ids the rules select (Lambda's environment holds at most 4 KB in all)."
   type        = string
   default     = ""
 

@@ -21,8 +21,9 @@ const METRICS = [
 ];
 
 // Aggregates the API takes. `drill` is the level a click on a group opens, with the group's value as a
-// filter. An aggregate the URL names that is not listed here (e.g. `label:team` once the API has
-// label aggregation) is added to the picker as it is, and the API says whether it takes it.
+// filter. The labels the serving months were computed with (`GET /status`, `serving.labels`) are added
+// as `label:KEY` once the status has loaded; an aggregate the URL names that is listed nowhere is added
+// to the picker as it is, and the API says whether it takes it.
 const AGGREGATES = [
   { value: "namespace", label: "Namespace", drill: "deployment", tag: "kubernetes_namespace" },
   { value: "deployment", label: "Deployment", drill: "pod", tag: "kubernetes_deployment" },
@@ -177,6 +178,13 @@ function addDays(day, n) {
   return date.toISOString().slice(0, 10);
 }
 
+// The tag keys of `label:KEY` aggregates the serving months hold (from the last status read).
+let computedLabels = [];
+
+function aggregateChoices() {
+  return AGGREGATES.concat(computedLabels.map((key) => ({ value: `label:${key}`, label: `Label ${key}` })));
+}
+
 function showPickers(state) {
   const preset = WINDOWS.some((w) => w.value === state.window && w.value !== "custom");
   fillSelect($("window"), WINDOWS, preset ? state.window : "custom");
@@ -187,7 +195,7 @@ function showPickers(state) {
     $("to").value = days ? addDays(days[2], -1) : "";
   }
   fillSelect($("costMetric"), METRICS, state.costMetric);
-  fillSelect($("aggregate"), AGGREGATES, state.aggregate);
+  fillSelect($("aggregate"), aggregateChoices(), state.aggregate);
 }
 
 function wirePickers() {
@@ -620,6 +628,16 @@ function showStatus(result) {
     return;
   }
   const periods = result.value.data || [];
+  const labels = [];
+  for (const p of periods) {
+    for (const key of (p.serving && p.serving.labels) || []) {
+      if (typeof key === "string" && !labels.includes(key)) labels.push(key);
+    }
+  }
+  if (labels.join("\n") !== computedLabels.join("\n")) {
+    computedLabels = labels;
+    fillSelect($("aggregate"), aggregateChoices(), readState().aggregate);
+  }
   if (periods.length === 0) {
     box.textContent = "No billing period has been allocated yet.";
     return;

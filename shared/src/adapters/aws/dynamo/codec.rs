@@ -6,7 +6,7 @@ use crate::domain::resources;
 use crate::domain::run::{LatestRun, Run, RunState};
 use crate::domain::snapshot::{DayFigures, Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
-use crate::domain::Label;
+use crate::domain::Dimension;
 use crate::ports::{PeriodStatus, RunFailure, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{BTreeMap, HashMap};
@@ -147,13 +147,13 @@ pub fn group_item(info: &SnapshotInfo, group: &SnapshotGroup) -> Result<Item, St
 }
 
 /// Reads a group item back.
-/// Reads a group item back; `labels` are the snapshot's ([`SnapshotInfo::labels`]), which key its full
-/// level after the fixed dimensions.
+/// Reads a group item back; `extras` are the snapshot's ([`SnapshotInfo::extras`]: its labels, then
+/// the resource), which key its full level after the fixed dimensions.
 pub fn read_group(
     item: &Item,
     period: BillingPeriod,
     level: Level,
-    labels: &std::sync::Arc<[Label]>,
+    extras: &std::sync::Arc<[Dimension]>,
 ) -> Result<SnapshotGroup, StoreError> {
     let key = text(item, SK, "snapshot group")?;
     let body: GroupBody = json_attr(item, "g", key)?;
@@ -193,17 +193,17 @@ pub fn read_group(
             },
         );
     }
-    let labels: std::sync::Arc<[Label]> = match level {
-        Level::Full => labels.clone(),
+    let extras: std::sync::Arc<[Dimension]> = match level {
+        Level::Full => extras.clone(),
         Level::Namespace => std::sync::Arc::from(Vec::new()),
     };
-    if body.k.len() != level.dimensions().len() + labels.len() {
+    if body.k.len() != level.dimensions().len() + extras.len() {
         return Err(malformed(
             key,
-            "key length does not match its level and the snapshot's labels",
+            "key length does not match its level and the snapshot's labels and resource key",
         ));
     }
-    Ok(SnapshotGroup::new(level, body.k, body.a, days).with_labels(labels))
+    Ok(SnapshotGroup::new(level, body.k, body.a, days).with_extras(extras))
 }
 
 pub fn pointer_status(item: &Item) -> Result<PeriodStatus, StoreError> {
@@ -300,6 +300,7 @@ pub fn read_run(item: &Item) -> Result<Run, StoreError> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::domain::Label;
 
     pub fn info(version: i64) -> SnapshotInfo {
         SnapshotInfo {
@@ -315,6 +316,7 @@ pub(super) mod tests {
             line_items: 1,
             groups: vec![0, 0],
             labels: vec![],
+            resources: vec![],
             warnings: vec![],
         }
     }
@@ -335,7 +337,7 @@ pub(super) mod tests {
                 },
             )]),
         );
-        let none: std::sync::Arc<[Label]> = std::sync::Arc::from(Vec::new());
+        let none: std::sync::Arc<[Dimension]> = std::sync::Arc::from(Vec::new());
         let item = group_item(&info(1), &group).expect("encodable");
         assert_eq!(
             read_group(&item, info(1).period, Level::Full, &none).expect("decodable"),
@@ -343,19 +345,20 @@ pub(super) mod tests {
         );
         let wrong_level = read_group(&item, info(1).period, Level::Namespace, &none);
         assert!(wrong_level.is_err());
-        // With a label, the full level's keys end with its value; the snapshot's labels say so.
-        let team: std::sync::Arc<[Label]> = vec![Label::new("team").expect("valid")].into();
+        // With a label and the resource, the full level's keys end with their values; the snapshot's
+        // extra keys say so.
+        let team = Dimension::Label(Label::new("team").expect("valid"));
+        let extras: std::sync::Arc<[Dimension]> = vec![team, Dimension::Resource].into();
         let mut keys = group.keys.clone();
         keys.push("payments".into());
+        keys.push("db-1".into());
         let labelled = SnapshotGroup::new(Level::Full, keys, false, group.days().clone())
-            .with_labels(team.clone());
+            .with_extras(extras.clone());
         let item = group_item(&info(1), &labelled).expect("encodable");
-        let back = read_group(&item, info(1).period, Level::Full, &team).expect("decodable");
+        let back = read_group(&item, info(1).period, Level::Full, &extras).expect("decodable");
         assert_eq!(back, labelled);
-        assert_eq!(
-            back.key_at(crate::domain::Dimension::Label(team[0])),
-            Some(8)
-        );
+        assert_eq!(back.key_at(team), Some(8));
+        assert_eq!(back.value(Dimension::Resource), Some("db-1"));
         assert!(
             read_group(&item, info(1).period, Level::Full, &none).is_err(),
             "a key too long for a snapshot without labels"

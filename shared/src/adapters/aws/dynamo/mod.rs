@@ -149,11 +149,11 @@ impl SnapshotReader for DynamoStore {
         info: &SnapshotInfo,
         level: Level,
     ) -> Result<Vec<std::sync::Arc<SnapshotGroup>>, StoreError> {
-        let labels: std::sync::Arc<[crate::domain::Label]> = info.labels.clone().into();
+        let extras: std::sync::Arc<[crate::domain::Dimension]> = info.extras().into();
         self.query_partition(&snapshot_partition(info.period, info.version, level))
             .await?
             .iter()
-            .map(|item| read_group(item, info.period, level, &labels).map(std::sync::Arc::new))
+            .map(|item| read_group(item, info.period, level, &extras).map(std::sync::Arc::new))
             .collect()
     }
 }

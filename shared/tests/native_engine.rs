@@ -162,7 +162,28 @@ async fn check_output_matches_reference(
         group_by: vec![Dimension::Namespace, Dimension::Label(cost_center)],
         ..by_namespace()
     };
-    for request in [by_namespace(), by_cost_center] {
+    // Two resource ids of June, one tagged and one not: keyed for a share rule (`resource`).
+    let items = sample().line_items();
+    let in_june = |item: &&SampleLineItem| june().is_some_and(|w| w.contains(item.usage_start.date()));
+    let ids: Vec<String> = [true, false]
+        .into_iter()
+        .map(|tagged| {
+            items
+                .iter()
+                .filter(in_june)
+                .find(|i| i.tags.is_empty() != tagged && !i.resource_id.trim().is_empty())
+                .expect("the sample has resources, tagged and not")
+                .resource_id
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let by_resource = AllocationRequest {
+        group_by: vec![Dimension::Namespace, Dimension::Resource],
+        resources: ids.clone(),
+        ..by_namespace()
+    };
+    for request in [by_namespace(), by_cost_center, by_resource] {
         let engine = open(path)
             .await
             .unwrap_or_else(|e| panic!("{} opens: {e}", path.display()));
@@ -179,7 +200,12 @@ async fn check_output_matches_reference(
             path.display(),
             request.group_by
         );
-        if request.group_by.len() > 1 {
+        if request.group_by.contains(&Dimension::Resource) {
+            for id in &ids {
+                assert!(expected.keys().any(|k| k[1] == *id), "{id} is keyed");
+            }
+            assert!(expected.keys().any(|k| k[1].is_empty()), "other resources are ''");
+        } else if request.group_by.len() > 1 {
             assert!(
                 expected.keys().any(|k| k[1] == "CC-1234 \"core\""),
                 "the sample tags some cost with CostCenter: {:?}",

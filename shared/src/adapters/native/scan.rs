@@ -37,6 +37,8 @@ enum Slot {
     Day,
     Service,
     Account,
+    /// The resource id, for the ids the plan lists ([`AllocationPlan::resources`]); '' otherwise.
+    Resource,
     /// Index into [`Compiled::concepts`].
     Concept(usize),
 }
@@ -96,6 +98,8 @@ pub struct Compiled {
     metrics: Vec<CExpr>,
     cost_columns: Vec<usize>,
     resource_ids: bool,
+    /// The resource ids [`Slot::Resource`] keys (trimmed, as the plan lists them).
+    resource_keys: Vec<String>,
 }
 
 fn compile_error(reason: String) -> EngineError {
@@ -141,6 +145,7 @@ impl Compiled {
                 Dimension::Day => Slot::Day,
                 Dimension::Service => Slot::Service,
                 Dimension::Account => Slot::Account,
+                Dimension::Resource => Slot::Resource,
                 other => {
                     let concept = other.concept().ok_or_else(|| {
                         compile_error(format!("`{other:?}` is not a tag dimension"))
@@ -231,6 +236,7 @@ impl Compiled {
             metrics,
             cost_columns,
             resource_ids: plan.resource_ids,
+            resource_keys: plan.resources.clone(),
             names,
         })
     }
@@ -543,6 +549,12 @@ impl Groups {
             Some(c) => trimmed(c)?,
             None => Vec::new(),
         };
+        // The listed ids' string ids in this worker (none read: they match nothing).
+        let listed: Vec<u32> = if plan.slots.contains(&Slot::Resource) {
+            plan.resource_keys.iter().map(|r| strings.intern(r)).collect()
+        } else {
+            Vec::new()
+        };
 
         // Group and add.
         let width = plan.slots.len() + 1;
@@ -554,6 +566,11 @@ impl Groups {
                     Slot::Day => days[row] as u32,
                     Slot::Service => services[row],
                     Slot::Account => accounts[row],
+                    Slot::Resource => resources
+                        .get(row)
+                        .copied()
+                        .filter(|id| listed.contains(id))
+                        .unwrap_or(BLANK),
                     Slot::Concept(c) => concept_ids[*c][row],
                 };
             }

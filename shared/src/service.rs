@@ -1,41 +1,21 @@
-//! The allocation use case: plan against the engine's columns, run one query, read the result.
+//! The allocation use case: plan against the engine's columns, run the plan once, read the result.
 
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
 use crate::domain::plan::Warning;
 use crate::domain::plan::{AllocationPlan, Presence};
 use crate::domain::resources::ResourceSet;
 use crate::domain::sql::{
-    render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
-    RESOURCE_HASHES_COLUMN, TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
+    ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN, RESOURCE_HASHES_COLUMN,
+    TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
-use crate::ports::{AllocationEngine, EngineError, QueryEngine, ResultTable};
+use crate::ports::{AllocationEngine, EngineError, ResultTable};
 
-/// Allocates `request` with `engine`.
+/// Allocates `request` with `engine`: plans against its columns, runs the plan once, reads the result.
 ///
 /// Errors: the data cannot be planned (not a CUR, a required column missing), the engine fails, or its
 /// result lacks an expected column (a bug: named in the error). Missing tags are warnings in the result.
-pub async fn allocate<E: QueryEngine>(
-    engine: &mut E,
-    request: &AllocationRequest,
-) -> Result<Allocation, EngineError> {
-    let plan = AllocationPlan::new(engine.columns(), request)?;
-    engine.prepare(&plan.required_columns()).await?;
-    let sql = render_allocation(&plan, engine.dialect(), &engine.table())?;
-    tracing::debug!(sql = %sql, "Rendered allocation query.");
-    let started = std::time::Instant::now();
-    let result = engine.query(&sql).await?;
-    tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        groups = result.rows.len(),
-        "Allocation query finished."
-    );
-    read_allocation(&plan, &result)
-}
-
-/// Allocates `request` with an engine that runs the plan itself (no SQL): the same plan, and the same
-/// reading of the result, as [`allocate`].
-pub async fn allocate_with_plan<E: AllocationEngine>(
+pub async fn allocate<E: AllocationEngine>(
     engine: &E,
     request: &AllocationRequest,
 ) -> Result<Allocation, EngineError> {

@@ -1,5 +1,5 @@
-//! Finding CUR data files under a local directory or an `s3://` prefix, and reading their CSV headers:
-//! shared by both local engines (DataFusion's `adapters::datafusion` and the native `adapters::native`).
+//! Finding CUR data files under a local directory or an `s3://` prefix, and reading their CSV headers,
+//! for the local engine (`adapters::native`).
 //!
 //! A delivery holds more than data: legacy CUR's `cost_and_usage_data_status` object (itself a Parquet
 //! file), CUR 2.0 / FOCUS manifests, AWS's crawler template and access test object. Those are skipped by

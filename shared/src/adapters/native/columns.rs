@@ -1,6 +1,6 @@
-//! Reading one batch's columns the way the plan types them (the DataFusion engine's `cur` view and
-//! functions, `adapters::datafusion`): text as trimmed or exact strings, costs as doubles (blank text
-//! is NULL), usage starts as UTC days, tag maps (or JSON objects held as text) by key.
+//! Reading one batch's columns the way the plan types them ([`crate::domain::plan::ColumnKind`]): text
+//! as trimmed or exact strings, costs as doubles (blank text is NULL), usage starts as UTC days, tag
+//! maps (or JSON objects held as text) by key.
 //!
 //! Text is never copied per row: [`text_map`] calls its function once per dictionary value (Parquet
 //! dictionaries) or once per run of equal values (plain strings), and spreads the results over the rows.

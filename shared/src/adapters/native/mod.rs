@@ -1,6 +1,6 @@
-//! `NativeEngine`: kubecur's own local allocation engine over CUR files on disk or in S3, without
-//! DataFusion (issue 12: faster than DuckDB, 50 M line items in < 2 GiB, a cold CLI build in ≤ 10 min on
-//! two cores).
+//! `NativeEngine`: kubecur's local allocation engine over CUR files on disk or in S3 (`kubecur allocate`,
+//! `kubecur serve`). Built on arrow-rs readers alone, no query engine: it builds in minutes, runs
+//! ahead of DuckDB and holds 50 M line items in well under 2 GiB (BENCHMARKS.md).
 //!
 //! It runs an [`AllocationPlan`] directly rather than SQL ([`AllocationEngine`]): one scan reads only the
 //! plan's columns, text columns as Parquet dictionaries where the file has them, groups on per-column
@@ -8,10 +8,10 @@
 //! metrics' [`crate::domain::expr::Expr`] over arrays, and counts line items, tag presence, unreadable
 //! tag cells and distinct resources per group. Files and Parquet row groups are shared out to worker
 //! threads whose partial results are merged at the end. The result has the columns of the rendered
-//! allocation query, so [`crate::service::read_allocation`] reads it as it reads DataFusion's.
+//! allocation query, so [`crate::service::read_allocation`] reads it as the pipeline reads Athena's.
 //!
 //! Finding the files (local or `s3://`, delivery manifests, billing-period pruning) is
-//! [`crate::adapters::files`], shared with the DataFusion engine.
+//! [`crate::adapters::files`].
 
 mod columns;
 mod scan;
@@ -62,7 +62,7 @@ impl NativeFile {
 }
 
 /// The native engine. Construct with [`NativeEngine::open`], run with
-/// [`crate::service::allocate_with_plan`].
+/// [`crate::service::allocate`].
 pub struct NativeEngine {
     location: CurLocation,
     store: Arc<dyn ObjectStore>,
@@ -80,8 +80,7 @@ impl NativeEngine {
     /// Opens the CUR at `location` (`s3://bucket/prefix` or a local path): lists its data files, reads
     /// every schema (Parquet footer, CSV header) and checks that they hold one flavour.
     ///
-    /// As [`crate::adapters::datafusion::DataFusionQueryEngine::open`] (same discovery, same errors):
-    /// with a `window`, files whose path names another billing period are not read at all.
+    /// With a `window`, files whose path names another billing period are not read at all.
     pub async fn open(
         location: &str,
         window: Option<UsageWindow>,

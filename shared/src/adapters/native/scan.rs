@@ -551,7 +551,10 @@ impl Groups {
         };
         // The listed ids' string ids in this worker (none read: they match nothing).
         let listed: Vec<u32> = if plan.slots.contains(&Slot::Resource) {
-            plan.resource_keys.iter().map(|r| strings.intern(r)).collect()
+            plan.resource_keys
+                .iter()
+                .map(|r| strings.intern(r))
+                .collect()
         } else {
             Vec::new()
         };

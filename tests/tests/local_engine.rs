@@ -720,6 +720,56 @@ async fn non_finite_parquet_cost_names_the_row_group() {
     }
 }
 
+/// A text column NULL throughout a row group arrives as a dictionary with no values: every row NULL,
+/// never a panic (arrow's `normalized_keys` asserts on an empty dictionary). Found by `bench/scale.py`:
+/// in a real CUR a tag column is often empty for a whole row group.
+#[tokio::test]
+async fn a_tag_column_null_throughout_a_row_group_is_untagged_not_a_panic() {
+    use arrow_array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+    let rows = 8;
+    // Row group 1 (rows 0..4) has no namespace at all; row group 2 tags every line item.
+    let namespaces: Vec<Option<&str>> = (0..rows)
+        .map(|i| if i < 4 { None } else { Some("payments") })
+        .collect();
+    let batch = arrow_array::RecordBatch::try_from_iter([
+        (
+            "line_item_usage_start_date",
+            Arc::new(TimestampMillisecondArray::from(vec![JUNE_FIRST_MS; rows])) as ArrayRef,
+        ),
+        (
+            "line_item_unblended_cost",
+            Arc::new(Float64Array::from(vec![1.5; rows])) as ArrayRef,
+        ),
+        (
+            "line_item_product_code",
+            Arc::new(StringArray::from(vec!["AmazonRDS"; rows])) as ArrayRef,
+        ),
+        (
+            "line_item_usage_account_id",
+            Arc::new(StringArray::from(vec!["111122223333"; rows])) as ArrayRef,
+        ),
+        (
+            "resource_tags_user_kubernetes_namespace",
+            Arc::new(StringArray::from(namespaces)) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let bytes = parquet_bytes(&batch, 4);
+    let (_dir, result) =
+        allocate_files(&[("part-00001.snappy.parquet", &bytes)], &namespace_only()).await;
+    let allocation = result.expect("allocates");
+    let cost = |namespace: &str| -> f64 {
+        allocation
+            .rows
+            .iter()
+            .filter(|r| r.keys == [namespace])
+            .map(|r| r.costs.get(CostMetric::ListCost))
+            .sum()
+    };
+    assert_eq!(cost("payments"), 6.0, "{:?}", allocation.rows);
+    assert_eq!(cost(UNALLOCATED), 6.0, "{:?}", allocation.rows);
+}
+
 #[tokio::test]
 async fn blank_and_whitespace_tags_are_absent_and_never_a_group() {
     let csv = format!(

@@ -42,6 +42,11 @@ pub fn text_map<T: Clone>(
                 .as_any_dictionary_opt()
                 .ok_or_else(|| format!("unexpected dictionary type {}", array.data_type()))?;
             let values = dictionary.values();
+            if values.is_empty() {
+                // A column NULL throughout (e.g. a tag no line item of a row group has): no key
+                // can point anywhere, and arrow's `normalized_keys` asserts on an empty dictionary.
+                return Ok(vec![f(None); rows]);
+            }
             let mapped = text_map(Some(values), values.len(), f)?;
             let null = f(None);
             let keys = dictionary.normalized_keys();
@@ -394,6 +399,16 @@ mod tests {
     use super::*;
     use arrow_array::{DictionaryArray, Float64Array, Int32Array, TimestampMillisecondArray};
     use std::sync::Arc;
+
+    #[test]
+    fn a_dictionary_without_values_is_null_in_every_row() {
+        let keys = Int32Array::from(vec![None::<i32>; 3]);
+        let values: ArrayRef = Arc::new(arrow_array::StringArray::from(Vec::<&str>::new()));
+        let dictionary = DictionaryArray::try_new(keys, values).expect("valid dictionary");
+        let array: ArrayRef = Arc::new(dictionary);
+        let mapped = text_map(Some(&array), 3, &mut |v| v.map(str::to_string)).expect("readable");
+        assert_eq!(mapped, vec![None, None, None]);
+    }
 
     #[test]
     fn dictionaries_are_mapped_once_per_value() {

@@ -27,19 +27,22 @@ pub async fn allocate<E: AllocationEngine>(
         groups = result.rows.len(),
         "Allocation query finished."
     );
-    read_allocation(&plan, &result)
+    read_allocation(&plan, result)
 }
 
 /// Turns the allocation query's result into an [`Allocation`].
+///
+/// Consumes the result row by row, so at millions of groups the table and the allocation are not held
+/// whole side by side.
 pub fn read_allocation(
     plan: &AllocationPlan,
-    result: &ResultTable,
+    result: ResultTable,
 ) -> Result<Allocation, EngineError> {
     let mut reader = AllocationReader::new(plan, &result.columns)?;
     let rows = result
         .rows
-        .iter()
-        .map(|row| reader.read(row))
+        .into_iter()
+        .map(|row| reader.read(&row))
         .collect::<Result<Vec<_>, _>>()?;
     let mut allocation = reader.finish();
     allocation.rows = rows;
@@ -258,13 +261,13 @@ mod tests {
 
     #[test]
     fn tag_never_set_is_derived_from_the_group_keys() {
-        let never = read_allocation(&plan(), &result(&[UNALLOCATED])).expect("reads");
+        let never = read_allocation(&plan(), result(&[UNALLOCATED])).expect("reads");
         let expected = Warning::TagNeverSet {
             concept: Concept::Namespace,
             key: "kubernetes_namespace".into(),
         };
         assert!(never.warnings.contains(&expected), "{:?}", never.warnings);
-        let set = read_allocation(&plan(), &result(&[UNALLOCATED, "payments"])).expect("reads");
+        let set = read_allocation(&plan(), result(&[UNALLOCATED, "payments"])).expect("reads");
         assert!(!set.warnings.contains(&expected), "{:?}", set.warnings);
         assert_eq!(set.rows.iter().map(|r| r.line_items).sum::<u64>(), 6);
     }
@@ -273,7 +276,7 @@ mod tests {
     fn a_result_missing_a_column_is_an_error_naming_it() {
         let mut table = result(&["payments"]);
         table.columns[2] = "something_else".into();
-        let err = read_allocation(&plan(), &table)
+        let err = read_allocation(&plan(), table)
             .expect_err("list_cost is missing")
             .to_string();
         assert!(err.contains("`list_cost` is missing"), "{err}");

@@ -692,7 +692,7 @@ fn athena_result_csv_never_panics() {
                 .and_then(|()| parser.finish(&mut table))
                 .is_ok()
             {
-                let _ = read_allocation(&plan, &table.0);
+                let _ = read_allocation(&plan, table.0);
             }
         },
     );

@@ -1145,6 +1145,27 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
         columns.push(UNREADABLE_TAGS_COLUMN.into());
     }
 
+    // The key index is not needed any more: freed before the result is built (at millions of groups
+    // it is a large share of the peak).
+    all.index = FxHashMap::default();
+    all.resources = FxHashSet::default();
+    // Sorted by key (a stable order for people and tests; the SQL engines return groups unordered):
+    // text keys as text, days by date (NULL first), then the allocated flag. Group numbers are sorted,
+    // so no row is built before its place is known.
+    let compare_keys = |a: &[u32], b: &[u32]| {
+        plan.slots
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(slot, (&x, &y))| match slot {
+                Slot::Day => (x as i32).cmp(&(y as i32)),
+                _ => all.strings.get(x).cmp(all.strings.get(y)),
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.last().cmp(&b.last()))
+    };
+    let mut order: Vec<usize> = (0..groups).collect();
+    order.sort_unstable_by(|&a, &b| compare_keys(&all.keys[a], &all.keys[b]));
     let key_cells = |g: usize| -> Vec<Cell> {
         plan.slots
             .iter()
@@ -1155,24 +1176,9 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
             })
             .collect()
     };
-    let mut rows: Vec<(Vec<Cell>, u32, usize)> = (0..groups)
-        .map(|g| (key_cells(g), all.keys[g].last().copied().unwrap_or(0), g))
-        .collect();
-    // Sorted by key (a stable order for people and tests; the SQL engines return groups unordered).
-    rows.sort_by(|a, b| {
-        fn text(cell: &Cell) -> &str {
-            match cell {
-                Cell::Text(t) => t.as_str(),
-                _ => "",
-            }
-        }
-        a.0.iter()
-            .map(text)
-            .cmp(b.0.iter().map(text))
-            .then(a.1.cmp(&b.1))
-    });
-    let rows = rows
+    let rows = order
         .into_iter()
+        .map(|g| (key_cells(g), all.keys[g].last().copied().unwrap_or(0), g))
         .map(|(mut row, allocated, g)| {
             row.push(Cell::Integer(i64::from(allocated)));
             row.extend(all.sums[g].iter().map(|v| Cell::Number(*v)));

@@ -11,9 +11,8 @@ use kubecur_shared::adapters::aws::athena::Athena;
 use kubecur_shared::adapters::aws::{
     AwsIngest, AwsWriter, Clients, DynamoStore, GlueCatalog, S3Objects,
 };
-use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::adapters::native::NativeEngine;
 use kubecur_shared::config::IngestConfig;
-use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::TagMapping;
 use kubecur_shared::domain::UsageWindow;
@@ -21,7 +20,7 @@ use kubecur_shared::pipeline::ingest::{Ingest, IngestOutcome};
 use kubecur_shared::pipeline::run_plan;
 use kubecur_shared::pipeline::writer::{Writer, WriterOutcome};
 use kubecur_shared::ports::pipeline::SystemClock;
-use kubecur_shared::ports::{Cell, NoProgress, QueryEngine, ResultTable};
+use kubecur_shared::ports::{AllocationEngine, Cell, NoProgress, ResultTable};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -182,10 +181,9 @@ impl AwsEnv {
             .send()
             .await
             .expect("workgroup created");
-        let engine =
-            DataFusionQueryEngine::open(&export.to_string_lossy(), None, Arc::new(NoProgress))
-                .await
-                .expect("sample readable");
+        let engine = NativeEngine::open(&export.to_string_lossy(), None, Arc::new(NoProgress))
+            .await
+            .expect("sample readable");
         let columns: Vec<String> = engine
             .columns()
             .names()
@@ -452,7 +450,7 @@ pub async fn local_allocation_result_with(
     period: BillingPeriod,
     mapping: &TagMapping,
 ) -> ResultTable {
-    let mut engine = DataFusionQueryEngine::open(
+    let engine = NativeEngine::open(
         &export.to_string_lossy(),
         Some(UsageWindow::billing_period(period)),
         Arc::new(NoProgress),
@@ -461,11 +459,9 @@ pub async fn local_allocation_result_with(
     .expect("sample readable");
     let plan = run_plan(columns, period, mapping).expect("plannable");
     engine
-        .prepare(&plan.required_columns())
+        .run_allocation(&plan)
         .await
-        .expect("prepared");
-    let sql = render_allocation(&plan, engine.dialect(), &engine.table()).expect("rendered");
-    engine.query(&sql).await.expect("allocated locally")
+        .expect("allocated locally")
 }
 
 async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String], kind: Export) {

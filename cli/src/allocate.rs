@@ -1,21 +1,19 @@
-//! `kubecur allocate`: read the arguments into a request, run the embedded engine, print the result.
+//! `kubecur allocate`: read the arguments into a request, run the local engine, print the result.
 
 use crate::args::{AllocateArgs, Format, SqlDialect};
 use crate::output;
 use crate::progress::TerminalProgress;
 use crate::CliError;
-use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::adapters::native::NativeEngine;
 use kubecur_shared::domain::label::parse_label_values;
 use kubecur_shared::domain::plan::AccountId;
 use kubecur_shared::domain::share::{parse_amount, ShareParameters, ShareRules, Split};
 use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::{
-    AllocationPlan, AllocationRequest, CostMetric, Dialect, Dimension, TableRef, TagMapping,
-    UsageWindow,
+    AllocationPlan, AllocationRequest, CostMetric, Dimension, TableRef, TagMapping, UsageWindow,
 };
-use kubecur_shared::ports::Progress;
-use kubecur_shared::ports::QueryEngine;
+use kubecur_shared::ports::{AllocationEngine, Progress};
 use kubecur_shared::service;
 use std::sync::Arc;
 
@@ -134,17 +132,16 @@ fn athena_table(text: &str) -> Result<TableRef, CliError> {
     }
 }
 
-/// `--show-sql`: the query kubecur would run, for the data's real columns.
+/// `--show-sql athena`: the query the pipeline would run, for the data's real columns.
 async fn show_sql(
     args: &AllocateArgs,
     dialect: SqlDialect,
     request: &AllocationRequest,
 ) -> Result<(), CliError> {
     let table = match dialect {
-        SqlDialect::Athena => Some(athena_table(&args.athena_table)?),
-        SqlDialect::Local => None,
+        SqlDialect::Athena => athena_table(&args.athena_table)?,
     };
-    let engine = DataFusionQueryEngine::open(
+    let engine = NativeEngine::open(
         &args.cur,
         request.window,
         Arc::new(kubecur_shared::ports::NoProgress),
@@ -154,11 +151,7 @@ async fn show_sql(
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
-    let sql = match table {
-        Some(table) => render_allocation(&plan, Dialect::Athena, &table)?,
-        None => render_allocation(&plan, engine.dialect(), &engine.table())?,
-    };
-    println!("{sql}");
+    println!("{}", render_allocation(&plan, &table)?);
     Ok(())
 }
 
@@ -196,8 +189,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     }
     let progress = Arc::new(TerminalProgress::new());
     let result = async {
-        let mut engine =
-            DataFusionQueryEngine::open(&args.cur, request.window, progress.clone()).await?;
+        let engine = NativeEngine::open(&args.cur, request.window, progress.clone()).await?;
         let discovery = engine.discovery();
         progress.phase(&format!(
             "allocating {} files ({:.0} MiB) of {}",
@@ -205,7 +197,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
             discovery.total_bytes() as f64 / (1024.0 * 1024.0),
             engine.flavour()
         ));
-        service::allocate(&mut engine, &request).await
+        service::allocate(&engine, &request).await
     }
     .await;
     progress.finish();

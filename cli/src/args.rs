@@ -81,7 +81,7 @@ pub struct AllocateArgs {
     /// Output format. JSON and CSV are for scripts: warnings then go to stderr only.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Print the allocation SQL rendered for this engine instead of running it (athena needs a window).
+    /// Print the Athena SQL the pipeline would run for this data instead of allocating (needs a window).
     #[arg(long, value_enum, value_name = "DIALECT")]
     pub show_sql: Option<SqlDialect>,
     /// The Glue table the Athena SQL reads, as DATABASE.TABLE.
@@ -96,7 +96,6 @@ pub struct AllocateArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SqlDialect {
     Athena,
-    Local,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

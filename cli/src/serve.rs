@@ -1,5 +1,5 @@
 //! `kubecur serve`: the pipeline's API on this machine. The CUR is allocated once at full grain with the
-//! embedded engine, split into one snapshot per billing period exactly as the writer function does, and
+//! local engine, split into one snapshot per billing period exactly as the writer function does, and
 //! served by the same handler code as the Lambda (`kubecur_shared::api`) from a memory store. With
 //! `--api URL` it serves the Cost Allocation page in front of a deployed API instead ([`crate::proxy`]).
 
@@ -7,7 +7,7 @@ use crate::args::ServeArgs;
 use crate::progress::TerminalProgress;
 use crate::proxy::Proxy;
 use crate::CliError;
-use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::adapters::native::NativeEngine;
 use kubecur_shared::api::{self, ApiResponse, MemoryStore, Settings};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::label::parse_label_list;
@@ -34,8 +34,8 @@ pub async fn load(
     mapping.set_labels(labels.to_vec());
     mapping.set_resources(resources.to_vec());
     let request = run_request(None, &mapping);
-    let mut engine = DataFusionQueryEngine::open(cur, None, progress).await?;
-    let full = service::allocate(&mut engine, &request).await?;
+    let engine = NativeEngine::open(cur, None, progress).await?;
+    let full = service::allocate(&engine, &request).await?;
     // Line items without a usage date fit no day: served nowhere, said here and in every period's warnings.
     let (undated_items, undated_costs) = undated(&full)?;
     if undated_items > 0 {

@@ -2,14 +2,14 @@
 //! them, and the adapters behind them.
 //!
 //! - [`domain`]: flavour detection, tag mapping, cost rules, SQL rendering, the result model. No I/O.
-//! - [`ports`]: capability traits ([`ports::QueryEngine`], [`ports::Progress`]) that adapters implement.
-//! - [`service`]: the allocation use case over any [`ports::QueryEngine`].
+//! - [`ports`]: capability traits ([`ports::AllocationEngine`], [`ports::Progress`]) that adapters implement.
+//! - [`service`]: the allocation use case over any [`ports::AllocationEngine`].
 //! - [`config`]: the functions' environment variables, typed.
 //! - [`pipeline`]: the ingest, writer and reconciler use cases of the AWS pipeline, over ports.
 //! - `deployment` (feature `deployment`): `kubecur doctor` and `kubecur setup tags` over AWS.
 //! - [`api`]: the allocation API (routes, parameters, JSON/CSV), shared by the Lambda and `kubecur serve`.
-//! - [`adapters`]: the embedded DataFusion engine (feature `local-engine`); AWS adapters (feature `aws`).
-//! - `sample` (feature `local-engine`): the synthetic CUR generator.
+//! - [`adapters`]: the local engine (feature `native-engine`); AWS adapters (feature `aws`).
+//! - `sample` (feature `sample`, part of `native-engine`): the synthetic CUR generator.
 
 pub mod adapters;
 pub mod api;
@@ -23,5 +23,5 @@ pub mod pipeline;
 #[cfg(feature = "deployment")]
 pub mod deployment;
 
-#[cfg(feature = "local-engine")]
+#[cfg(feature = "sample")]
 pub mod sample;

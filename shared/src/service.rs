@@ -1,48 +1,48 @@
-//! The allocation use case: plan against the engine's columns, run one query, read the result.
+//! The allocation use case: plan against the engine's columns, run the plan once, read the result.
 
 use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
 use crate::domain::plan::Warning;
 use crate::domain::plan::{AllocationPlan, Presence};
 use crate::domain::resources::ResourceSet;
 use crate::domain::sql::{
-    render_allocation, ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN,
-    RESOURCE_HASHES_COLUMN, TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
+    ALLOCATED_COLUMN, LINE_ITEMS_COLUMN, RESOURCES_COLUMN, RESOURCE_HASHES_COLUMN,
+    TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
-use crate::ports::{EngineError, QueryEngine, ResultTable};
+use crate::ports::{AllocationEngine, EngineError, ResultTable};
 
-/// Allocates `request` with `engine`.
+/// Allocates `request` with `engine`: plans against its columns, runs the plan once, reads the result.
 ///
 /// Errors: the data cannot be planned (not a CUR, a required column missing), the engine fails, or its
 /// result lacks an expected column (a bug: named in the error). Missing tags are warnings in the result.
-pub async fn allocate<E: QueryEngine>(
-    engine: &mut E,
+pub async fn allocate<E: AllocationEngine>(
+    engine: &E,
     request: &AllocationRequest,
 ) -> Result<Allocation, EngineError> {
     let plan = AllocationPlan::new(engine.columns(), request)?;
-    engine.prepare(&plan.required_columns()).await?;
-    let sql = render_allocation(&plan, engine.dialect(), &engine.table())?;
-    tracing::debug!(sql = %sql, "Rendered allocation query.");
     let started = std::time::Instant::now();
-    let result = engine.query(&sql).await?;
+    let result = engine.run_allocation(&plan).await?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         groups = result.rows.len(),
         "Allocation query finished."
     );
-    read_allocation(&plan, &result)
+    read_allocation(&plan, result)
 }
 
 /// Turns the allocation query's result into an [`Allocation`].
+///
+/// Consumes the result row by row, so at millions of groups the table and the allocation are not held
+/// whole side by side.
 pub fn read_allocation(
     plan: &AllocationPlan,
-    result: &ResultTable,
+    result: ResultTable,
 ) -> Result<Allocation, EngineError> {
     let mut reader = AllocationReader::new(plan, &result.columns)?;
     let rows = result
         .rows
-        .iter()
-        .map(|row| reader.read(row))
+        .into_iter()
+        .map(|row| reader.read(&row))
         .collect::<Result<Vec<_>, _>>()?;
     let mut allocation = reader.finish();
     allocation.rows = rows;
@@ -261,13 +261,13 @@ mod tests {
 
     #[test]
     fn tag_never_set_is_derived_from_the_group_keys() {
-        let never = read_allocation(&plan(), &result(&[UNALLOCATED])).expect("reads");
+        let never = read_allocation(&plan(), result(&[UNALLOCATED])).expect("reads");
         let expected = Warning::TagNeverSet {
             concept: Concept::Namespace,
             key: "kubernetes_namespace".into(),
         };
         assert!(never.warnings.contains(&expected), "{:?}", never.warnings);
-        let set = read_allocation(&plan(), &result(&[UNALLOCATED, "payments"])).expect("reads");
+        let set = read_allocation(&plan(), result(&[UNALLOCATED, "payments"])).expect("reads");
         assert!(!set.warnings.contains(&expected), "{:?}", set.warnings);
         assert_eq!(set.rows.iter().map(|r| r.line_items).sum::<u64>(), 6);
     }
@@ -276,7 +276,7 @@ mod tests {
     fn a_result_missing_a_column_is_an_error_naming_it() {
         let mut table = result(&["payments"]);
         table.columns[2] = "something_else".into();
-        let err = read_allocation(&plan(), &table)
+        let err = read_allocation(&plan(), table)
             .expect_err("list_cost is missing")
             .to_string();
         assert!(err.contains("`list_cost` is missing"), "{err}");

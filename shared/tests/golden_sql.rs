@@ -8,7 +8,7 @@ use kubecur_shared::domain::columns::ColumnSet;
 use kubecur_shared::domain::plan::AccountId;
 use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::{
-    AllocationPlan, AllocationRequest, Dialect, Dimension, DomainError, TableRef, UsageWindow,
+    AllocationPlan, AllocationRequest, Dimension, DomainError, TableRef, UsageWindow,
 };
 use std::path::PathBuf;
 
@@ -88,7 +88,7 @@ fn legacy_cur_athena_sql() {
     let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
     golden(
         "legacy_cur.athena.sql",
-        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+        &render_allocation(&plan, &table()).expect("renders"),
     );
 }
 
@@ -105,7 +105,7 @@ fn cur2_athena_sql() {
     let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
     golden(
         "cur2.athena.sql",
-        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+        &render_allocation(&plan, &table()).expect("renders"),
     );
 }
 
@@ -120,7 +120,7 @@ fn cur2_snapshot_athena_sql() {
     assert_eq!(plan.group_by, Dimension::ALL.to_vec());
     golden(
         "cur2_snapshot.athena.sql",
-        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+        &render_allocation(&plan, &table()).expect("renders"),
     );
 }
 
@@ -143,7 +143,7 @@ fn cur2_labels_and_resources_athena_sql() {
     assert_eq!(plan.group_by.last(), Some(&Dimension::Resource));
     golden(
         "cur2_labels_and_resources.athena.sql",
-        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+        &render_allocation(&plan, &table()).expect("renders"),
     );
 }
 
@@ -172,7 +172,7 @@ fn focus_athena_sql() {
     let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
     golden(
         "focus.athena.sql",
-        &render_allocation(&plan, Dialect::Athena, &table()).expect("renders"),
+        &render_allocation(&plan, &table()).expect("renders"),
     );
 }
 
@@ -181,7 +181,7 @@ fn athena_sql_without_a_window_is_refused() {
     let plan = AllocationPlan::new(&ColumnSet::new(CUR_BASE), &AllocationRequest::default())
         .expect("plannable");
     assert_eq!(
-        render_allocation(&plan, Dialect::Athena, &table()),
+        render_allocation(&plan, &table()),
         Err(DomainError::WindowRequired)
     );
 }
@@ -196,7 +196,7 @@ fn hostile_tag_keys_never_reach_sql_unescaped() {
         .apply_override("namespace=x') OR 1=1 --")
         .expect("keys may contain anything printable");
     let plan = AllocationPlan::new(&ColumnSet::new(names), &request).expect("plannable");
-    let sql = render_allocation(&plan, Dialect::Athena, &table()).expect("renders");
+    let sql = render_allocation(&plan, &table()).expect("renders");
     assert!(
         sql.contains("element_at(\"resource_tags\", 'user_x_o_r_1_1')"),
         "{sql}"
@@ -218,6 +218,6 @@ fn hostile_tag_keys_never_reach_sql_unescaped() {
         &focus_request,
     )
     .expect("plannable");
-    let sql = render_allocation(&focus, Dialect::Athena, &table()).expect("renders");
+    let sql = render_allocation(&focus, &table()).expect("renders");
     assert!(sql.contains("'x'') OR 1=1 --'"), "{sql}");
 }

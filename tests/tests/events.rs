@@ -87,13 +87,13 @@ mod writer_events {
 }
 
 mod legacy_status {
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::parquet::arrow::ArrowWriter;
+    use arrow_array::RecordBatch;
+    use arrow_array::StringArray;
+    use arrow_schema::{DataType, Field, Schema};
     use kubecur_shared::adapters::aws::s3::legacy_status_ready;
     use kubecur_shared::sample::SampleOutput;
     use kubecur_tests::sample;
+    use parquet::arrow::ArrowWriter;
     use std::sync::Arc;
 
     fn status_file(status: &str) -> Vec<u8> {

@@ -11,9 +11,7 @@
 
 use chrono::NaiveDate;
 use kubecur_shared::adapters::aws::s3::{legacy_status_ready, split_uri, CsvParser};
-use kubecur_shared::adapters::datafusion::source::{
-    canonical_names, parse_csv_header, period_of, CurLocation,
-};
+use kubecur_shared::adapters::files::{canonical_names, parse_csv_header, period_of, CurLocation};
 use kubecur_shared::api::{self, ApiRequest, MemoryStore};
 use kubecur_shared::config::tag_mapping;
 use kubecur_shared::domain::columns::ColumnSet;
@@ -25,7 +23,7 @@ use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::tags::TagCell;
 use kubecur_shared::domain::window::BillingPeriod;
 use kubecur_shared::domain::{
-    Allocation, AllocationPlan, AllocationRequest, AllocationRow, CostMetric, CostVector, Dialect,
+    Allocation, AllocationPlan, AllocationRequest, AllocationRow, CostMetric, CostVector,
     Dimension, Flavour, TableRef, UsageWindow, UNALLOCATED,
 };
 use kubecur_shared::ports::TableSink;
@@ -299,9 +297,9 @@ fn keys_and_manifests_never_panic() {
 
 /// A valid legacy status object: one row, `status` = `text`.
 fn status_object(text: &str) -> Vec<u8> {
-    use datafusion::arrow::array::{ArrayRef, StringArray};
-    use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::parquet::arrow::ArrowWriter;
+    use arrow_array::RecordBatch;
+    use arrow_array::{ArrayRef, StringArray};
+    use parquet::arrow::ArrowWriter;
     use std::sync::Arc;
     let batch = RecordBatch::try_from_iter([(
         "status",
@@ -694,7 +692,7 @@ fn athena_result_csv_never_panics() {
                 .and_then(|()| parser.finish(&mut table))
                 .is_ok()
             {
-                let _ = read_allocation(&plan, &table.0);
+                let _ = read_allocation(&plan, table.0);
             }
         },
     );
@@ -808,9 +806,7 @@ fn cur_csv_headers_never_panic() {
                     database: "cur".into(),
                     table: "t".into(),
                 };
-                let _ = render_allocation(&plan, Dialect::Athena, &glue);
-                let _ =
-                    render_allocation(&plan, Dialect::DataFusion, &TableRef::Local("cur".into()));
+                let _ = render_allocation(&plan, &glue);
             }
         },
     );

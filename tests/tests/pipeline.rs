@@ -92,7 +92,7 @@ async fn allocate_june_keying(
     resource_ids: bool,
     resources: Vec<String>,
 ) -> kubecur_shared::domain::Allocation {
-    let mut engine = kubecur_shared::adapters::datafusion::DataFusionQueryEngine::open(
+    let engine = kubecur_shared::adapters::native::NativeEngine::open(
         &env.export.to_string_lossy(),
         Some(UsageWindow::billing_period(june())),
         Arc::new(kubecur_shared::ports::NoProgress),
@@ -106,7 +106,7 @@ async fn allocate_june_keying(
         resources,
         ..AllocationRequest::default()
     };
-    service::allocate(&mut engine, &request)
+    service::allocate(&engine, &request)
         .await
         .expect("allocated")
 }

@@ -1,8 +1,8 @@
 //! `resources` = distinct resources over the requested window, checked against a direct count over the
 //! generated line items: the snapshots the API serves (any window, any aggregate) and the allocation
-//! `kubecur allocate` runs (SQL on the embedded engine).
+//! `kubecur allocate` runs (the local engine).
 
-use kubecur_shared::adapters::datafusion::DataFusionQueryEngine;
+use kubecur_shared::adapters::native::NativeEngine;
 use kubecur_shared::domain::expr::LineItemValues;
 use kubecur_shared::domain::plan::SPLIT_COST_OPERATIONS;
 use kubecur_shared::domain::snapshot::{answer, build_snapshot, split_by_period, Level};
@@ -10,16 +10,16 @@ use kubecur_shared::domain::tags::TagSource;
 use kubecur_shared::domain::{
     Allocation, AllocationPlan, AllocationRequest, CostMetric, Dimension, UsageWindow, UNALLOCATED,
 };
-use kubecur_shared::ports::{NoProgress, QueryEngine};
+use kubecur_shared::ports::{AllocationEngine, NoProgress};
 use kubecur_shared::sample::SampleOutput;
 use kubecur_shared::service;
 use kubecur_tests::sample;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-async fn engine() -> DataFusionQueryEngine {
+async fn engine() -> NativeEngine {
     let path = sample().path(SampleOutput::LegacyParquet);
-    DataFusionQueryEngine::open(&path.display().to_string(), None, Arc::new(NoProgress))
+    NativeEngine::open(&path.display().to_string(), None, Arc::new(NoProgress))
         .await
         .expect("legacy sample opens")
 }
@@ -92,9 +92,9 @@ fn per_key(allocation: &Allocation) -> BTreeMap<String, u64> {
 #[tokio::test]
 async fn resources_are_distinct_over_any_window_in_snapshots_and_allocations() {
     // The snapshots, built as `kubecur serve` and the writer build them.
-    let mut engine = engine().await;
+    let engine = engine().await;
     let full = service::allocate(
-        &mut engine,
+        &engine,
         &AllocationRequest {
             resource_ids: true,
             ..AllocationRequest::default()
@@ -147,7 +147,7 @@ async fn resources_are_distinct_over_any_window_in_snapshots_and_allocations() {
             );
             assert_eq!(per_key(&served), expected, "{context}: snapshot");
 
-            let allocated = service::allocate(&mut engine, &request)
+            let allocated = service::allocate(&engine, &request)
                 .await
                 .expect("allocates");
             assert_eq!(per_key(&allocated), expected, "{context}: allocate");

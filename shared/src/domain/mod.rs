@@ -30,7 +30,7 @@ pub use flavour::Flavour;
 pub use label::Label;
 pub use metric::CostMetric;
 pub use plan::{AllocationPlan, AllocationRequest};
-pub use sql::{Dialect, TableRef};
+pub use sql::TableRef;
 pub use tags::{Concept, TagMapping};
 pub use window::UsageWindow;
 

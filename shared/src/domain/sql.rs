@@ -1,10 +1,9 @@
-//! Renders an [`AllocationPlan`] to SQL for Athena (Trino) or the embedded DataFusion engine.
+//! Renders an [`AllocationPlan`] to SQL for Athena (engine v3, Trino), the pipeline's distributed
+//! engine. The local engine (`adapters::native`) runs the same plan without SQL.
 //!
-//! Shape (both dialects): a derived table computes every per-line-item expression, the outer query
-//! only groups and sums. DataFusion plans the grouped `COUNT(DISTINCT …)` as a cheap two-phase
-//! aggregate only when no cast sits inside aggregate arguments
-//! (docs/local-engine.md#grouped-distinct-count), so all casts and CASEs live in the derived table.
-//! Every identifier is quoted and every literal escaped here.
+//! Shape: a derived table computes every per-line-item expression, the outer query only groups and
+//! sums, so all casts and CASEs live in the derived table. Every identifier is quoted and every literal
+//! escaped here.
 
 use super::dimension::Dimension;
 use super::error::DomainError;
@@ -16,43 +15,13 @@ use super::tags::{Concept, TagSource};
 use super::window::BillingPeriod;
 use super::UNALLOCATED;
 
-/// The SQL dialect to render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// Athena engine v3 (Trino). Always carries partition predicates.
-    Athena,
-    /// The embedded DataFusion engine over kubecur's canonical view (see the local engine adapter).
-    DataFusion,
-}
-
 /// The table to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableRef {
-    /// `"database"."table"` in the Glue catalog.
+    /// `"database"."table"` in the Glue catalog, partitioned by billing period: the query always
+    /// carries partition predicates.
     Glue { database: String, table: String },
-    /// A table registered in the local engine's session.
-    Local(String),
 }
-
-/// The local engine's map-or-JSON lookup function, `kubecur_tag(map_or_json, key)`.
-pub const LOCAL_TAG_FUNCTION: &str = "kubecur_tag";
-/// The local engine's `kubecur_first_nonblank(value, …, fallback)`: the first value that is not NULL or
-/// blank, trimmed; else `fallback`. One pass instead of `COALESCE(NULLIF(TRIM(…), ''), …)`.
-pub const LOCAL_FIRST_NONBLANK_FUNCTION: &str = "kubecur_first_nonblank";
-/// The local engine's `kubecur_nonblank(value)`: 1 when the value is not NULL or blank, else 0.
-pub const LOCAL_NONBLANK_FUNCTION: &str = "kubecur_nonblank";
-/// The local engine's `kubecur_cost('<Expr as JSON>', column, …)`: the cost expression evaluated
-/// natively, columns passed in [`Expr::columns`] order. DataFusion runs long CASE chains over strings
-/// slowly; the expression is the same one the Athena SQL is rendered from.
-pub const LOCAL_COST_FUNCTION: &str = "kubecur_cost";
-
-/// The local engine's `kubecur_unreadable_tags(map_or_json, …)`: 1 when a tag cell of the line item
-/// cannot be read ([`super::tags::TagCell::Unreadable`]), else 0.
-pub const LOCAL_UNREADABLE_TAGS_FUNCTION: &str = "kubecur_unreadable_tags";
-
-/// The local engine's `kubecur_resource_hash(id)`: [`super::resources::resource_hash`] as 16 lower-case
-/// hex digits, NULL for a NULL or blank id. The same digits Athena's `md5` rendering gives.
-pub const LOCAL_RESOURCE_HASH_FUNCTION: &str = "kubecur_resource_hash";
 
 /// Output column of the allocated flag: 1 when the line item has a namespace tag.
 pub const ALLOCATED_COLUMN: &str = "allocated";
@@ -63,8 +32,8 @@ pub const RESOURCES_COLUMN: &str = "resources";
 pub const RESOURCE_HASHES_COLUMN: &str = "resource_hashes";
 /// Output column with the number of line items in the group.
 pub const LINE_ITEMS_COLUMN: &str = "line_items";
-/// Output column (DataFusion dialect only) with the number of line items whose tags could not be read.
-/// Athena needs none: AWS declares CUR 2.0 `resource_tags` and FOCUS `tags` as `map<string,string>`
+/// Output column of the local engine (never in the SQL) with the number of line items whose tags could
+/// not be read (CSV exports hold tag maps as JSON text). Athena needs none: AWS declares CUR 2.0 `resource_tags` and FOCUS `tags` as `map<string,string>`
 /// columns, which hold no text to misread (a NULL map is simply no tags).
 pub const UNREADABLE_TAGS_COLUMN: &str = "unreadable_tags";
 /// Prefix of the output columns `tag_source_<n>`: line items with a non-blank value from a tag source
@@ -92,16 +61,12 @@ pub fn quote_literal(value: &str) -> Result<String, DomainError> {
 
 struct Renderer<'a> {
     plan: &'a AllocationPlan,
-    dialect: Dialect,
 }
 
 impl Renderer<'_> {
     fn zero(&self) -> &'static str {
-        match self.dialect {
-            // `0.0` is DECIMAL in Trino; `0E0` is DOUBLE like the cost columns.
-            Dialect::Athena => "0E0",
-            Dialect::DataFusion => "0.0",
-        }
+        // `0.0` is DECIMAL in Trino; `0E0` is DOUBLE like the cost columns.
+        "0E0"
     }
 
     fn expr(&self, expr: &Expr) -> Result<String, DomainError> {
@@ -150,38 +115,19 @@ impl Renderer<'_> {
         })
     }
 
-    /// A metric: plain SQL for Athena, the native evaluator for DataFusion.
     fn metric(&self, expr: &Expr) -> Result<String, DomainError> {
-        match self.dialect {
-            Dialect::Athena => self.expr(expr),
-            Dialect::DataFusion => {
-                let encoded = serde_json::to_string(expr)
-                    .map_err(|e| DomainError::InvalidLiteral(e.to_string()))?;
-                let mut args = vec![quote_literal(&encoded)?];
-                for column in expr.columns() {
-                    args.push(quote_ident(&column)?);
-                }
-                Ok(format!("{LOCAL_COST_FUNCTION}({})", args.join(", ")))
-            }
-        }
+        self.expr(expr)
     }
 
     fn tag_source(&self, source: &TagSource) -> Result<String, DomainError> {
         Ok(match source {
             TagSource::Column(column) => quote_ident(column)?,
-            TagSource::MapKey { column, key } => match self.dialect {
-                // `map['k']` fails on a missing key in Trino; element_at returns NULL.
-                Dialect::Athena => format!(
-                    "element_at({}, {})",
-                    quote_ident(column)?,
-                    quote_literal(key)?
-                ),
-                Dialect::DataFusion => format!(
-                    "{LOCAL_TAG_FUNCTION}({}, {})",
-                    quote_ident(column)?,
-                    quote_literal(key)?
-                ),
-            },
+            // `map['k']` fails on a missing key in Trino; element_at returns NULL.
+            TagSource::MapKey { column, key } => format!(
+                "element_at({}, {})",
+                quote_ident(column)?,
+                quote_literal(key)?
+            ),
         })
     }
 
@@ -191,30 +137,19 @@ impl Renderer<'_> {
         if sources.is_empty() {
             return fallback.to_string();
         }
-        match self.dialect {
-            Dialect::Athena => {
-                let parts: Vec<String> = sources
-                    .iter()
-                    .map(|s| format!("NULLIF(TRIM({s}), '')"))
-                    .collect();
-                format!("COALESCE({}, {fallback})", parts.join(", "))
-            }
-            Dialect::DataFusion => format!(
-                "{LOCAL_FIRST_NONBLANK_FUNCTION}({}, {fallback})",
-                sources.join(", ")
-            ),
-        }
+        let parts: Vec<String> = sources
+            .iter()
+            .map(|s| format!("NULLIF(TRIM({s}), '')"))
+            .collect();
+        format!("COALESCE({}, {fallback})", parts.join(", "))
     }
 
     /// 1 when the source holds a non-blank value, else 0.
     fn present(&self, source: &TagSource) -> Result<String, DomainError> {
         let value = self.tag_source(source)?;
-        Ok(match self.dialect {
-            Dialect::Athena => {
-                format!("CASE WHEN NULLIF(TRIM({value}), '') IS NULL THEN 0 ELSE 1 END")
-            }
-            Dialect::DataFusion => format!("{LOCAL_NONBLANK_FUNCTION}({value})"),
-        })
+        Ok(format!(
+            "CASE WHEN NULLIF(TRIM({value}), '') IS NULL THEN 0 ELSE 1 END"
+        ))
     }
 
     fn concept(&self, concept: Concept) -> Result<String, DomainError> {
@@ -232,7 +167,7 @@ impl Renderer<'_> {
         match dimension {
             // Grouped as a DATE (cheap) and printed as YYYY-MM-DD by every engine.
             Dimension::Day => Ok(format!("CAST({} AS DATE)", quote_ident(&plan.day_column)?)),
-            // Trimmed, NULL as '': one pass in DataFusion rather than a string-copying CASE.
+            // Trimmed, NULL as ''.
             Dimension::Service => {
                 Ok(self.first_nonblank(&[quote_ident(&plan.service_column)?], "''"))
             }
@@ -308,8 +243,7 @@ impl Renderer<'_> {
                 .iter()
                 .map(|o| quote_literal(o))
                 .collect::<Result<Vec<_>, _>>()?;
-            // Not COALESCE(op, '') NOT IN (…): DataFusion rewrites COALESCE into a CASE that copies
-            // every string before comparing.
+            // NULL kept explicitly: `NULL NOT IN (…)` is NULL, which would drop the line item.
             let operation = quote_ident(operation)?;
             filters.push(format!(
                 "({operation} IS NULL OR {operation} NOT IN ({}))",
@@ -338,12 +272,11 @@ impl Renderer<'_> {
                 quote_ident(database)?,
                 quote_ident(table)?
             )),
-            TableRef::Local(name) => quote_ident(name),
         }
     }
 
     fn where_clause(&self, table: &TableRef) -> Result<String, DomainError> {
-        let partitioned = matches!(table, TableRef::Glue { .. }) && self.dialect == Dialect::Athena;
+        let partitioned = matches!(table, TableRef::Glue { .. });
         let filters = self.filters(partitioned)?;
         Ok(if filters.is_empty() {
             String::new()
@@ -382,21 +315,14 @@ impl Renderer<'_> {
         };
         inner.push(format!("{resource} AS \"resource_id\""));
         if plan.resource_ids {
-            // The same 64-bit hash in both engines: Trino's `md5` (of varbinary, upper-case hex via
-            // `to_hex`), and kubecur's native function locally (DataFusion's own `md5` needs its
-            // `crypto_expressions` feature, which kubecur does not build).
-            let hash = match self.dialect {
-                // Of the expression, not of the alias `resource_id`: a select list cannot refer to
-                // its own aliases (Trino and DataFusion alike).
-                Dialect::Athena => {
-                    format!("substr(lower(to_hex(md5(to_utf8({resource})))), 1, 16)")
-                }
-                Dialect::DataFusion => format!("{LOCAL_RESOURCE_HASH_FUNCTION}({resource})"),
-            };
+            // The same 64-bit hash as the local engine's (domain::resources::resource_hash): Trino's
+            // `md5` of varbinary, upper-case hex via `to_hex`. Of the expression, not of the alias
+            // `resource_id`: a select list cannot refer to its own aliases.
+            let hash = format!("substr(lower(to_hex(md5(to_utf8({resource})))), 1, 16)");
             inner.push(format!("{hash} AS \"resource_hash\""));
         }
-        // Counted with SUM, not COUNT(*): DataFusion rewrites a grouped COUNT(DISTINCT) into a cheap
-        // two-phase aggregate only when every other aggregate is SUM, MIN or MAX.
+        // Counted with SUM rather than COUNT(*): engines plan a grouped COUNT(DISTINCT) as a cheap
+        // two-phase aggregate more readily when every other aggregate is SUM, MIN or MAX.
         inner.push("1 AS \"line_item\"".to_string());
         let mut counted = 0;
         for ((_, _, source), presence) in plan.tag_sources().iter().zip(plan.presence()) {
@@ -405,20 +331,6 @@ impl Renderer<'_> {
                 inner.push(format!("{} AS {alias}", self.present(source)?));
                 counted += 1;
             }
-        }
-        // CSV exports hold map columns as JSON text, which can be unreadable: counted, never fatal.
-        let maps = plan.tag_map_columns();
-        let count_unreadable = self.dialect == Dialect::DataFusion && !maps.is_empty();
-        if count_unreadable {
-            let maps = maps
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Result<Vec<_>, _>>()?;
-            inner.push(format!(
-                "{LOCAL_UNREADABLE_TAGS_FUNCTION}({}) AS {}",
-                maps.join(", "),
-                quote_ident(UNREADABLE_TAGS_COLUMN)?
-            ));
         }
 
         let keys = plan
@@ -438,12 +350,7 @@ impl Renderer<'_> {
         }
         if plan.resource_ids {
             // Lines without a resource id hash to NULL: filtered out before aggregating.
-            // DataFusion's array functions need its `nested_expressions` feature, which kubecur
-            // does not build; its `string_agg` takes DISTINCT and is always there.
-            let hashes = match self.dialect {
-                Dialect::Athena => "array_join(array_agg(DISTINCT \"resource_hash\") FILTER (WHERE \"resource_hash\" IS NOT NULL), ' ')",
-                Dialect::DataFusion => "string_agg(DISTINCT \"resource_hash\", ' ') FILTER (WHERE \"resource_hash\" IS NOT NULL)",
-            };
+            let hashes = "array_join(array_agg(DISTINCT \"resource_hash\") FILTER (WHERE \"resource_hash\" IS NOT NULL), ' ')";
             outer.push(format!(
                 "{hashes} AS {}",
                 quote_ident(RESOURCE_HASHES_COLUMN)?
@@ -460,10 +367,6 @@ impl Renderer<'_> {
         ));
         for i in 0..counted {
             let alias = quote_ident(&format!("{TAG_SOURCE_COLUMN_PREFIX}{i}"))?;
-            outer.push(format!("SUM({alias}) AS {alias}"));
-        }
-        if count_unreadable {
-            let alias = quote_ident(UNREADABLE_TAGS_COLUMN)?;
             outer.push(format!("SUM({alias}) AS {alias}"));
         }
         let mut group = keys;
@@ -487,12 +390,8 @@ impl Renderer<'_> {
 /// Errors: [`DomainError::WindowRequired`] for Athena without a window (it would scan every partition);
 /// [`DomainError::InvalidIdentifier`] / [`DomainError::InvalidLiteral`] for names or values that cannot be
 /// quoted safely.
-pub fn render_allocation(
-    plan: &AllocationPlan,
-    dialect: Dialect,
-    table: &TableRef,
-) -> Result<String, DomainError> {
-    Renderer { plan, dialect }.allocation(table)
+pub fn render_allocation(plan: &AllocationPlan, table: &TableRef) -> Result<String, DomainError> {
+    Renderer { plan }.allocation(table)
 }
 
 /// A billing period's partition of the CUR table: partition values and the folder under the table's

@@ -7,7 +7,7 @@ use crate::domain::plan::Warning;
 use crate::domain::run::{Delivery, Run, RunState};
 use crate::domain::sql::{period_partition, render_add_partition};
 use crate::domain::window::BillingPeriod;
-use crate::domain::{Dialect, TableRef};
+use crate::domain::TableRef;
 use crate::ports::pipeline::{
     Catalog, Claim, Clock, ObjectReader, QueryRunner, QueryState, RunStore, TableInfo,
 };
@@ -303,7 +303,6 @@ impl<S: RunStore, Q: QueryRunner, C: Catalog, O: ObjectReader> Ingest<S, Q, C, O
         let sql = run.query_marker()
             + &crate::domain::sql::render_allocation(
                 &plan,
-                Dialect::Athena,
                 &TableRef::Glue {
                     database: self.config.database.clone(),
                     table: self.config.cur_table.clone(),

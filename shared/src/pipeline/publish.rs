@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn a_streamed_result_gives_the_snapshot_the_whole_allocation_gives_in_any_order() {
         let (plan, table) = result(40);
-        let whole = crate::service::read_allocation(&plan, &table).expect("readable");
+        let whole = crate::service::read_allocation(&plan, table.clone()).expect("readable");
         let built = build(&whole, &[], origin()).expect("built");
         assert_eq!(built.info.line_items, 240);
         let mut reversed = table.clone();

@@ -4,10 +4,9 @@
 pub mod pipeline;
 
 use crate::domain::columns::ColumnSet;
-use crate::domain::plan::ColumnKind;
 use crate::domain::snapshot::{Level, SnapshotGroup, SnapshotInfo};
 use crate::domain::window::BillingPeriod;
-use crate::domain::{Dialect, DomainError, TableRef};
+use crate::domain::DomainError;
 use std::future::Future;
 
 /// One cell of a query result. Engines that return text (Athena CSV) use `Text` for numbers too.
@@ -81,7 +80,7 @@ impl ResultSink for TableSink {
     }
 }
 
-/// Why an engine could not answer. Grouped by who is at fault, as DataFusion's taxonomy does.
+/// Why an engine could not answer. Grouped by who is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The input data is unusable as given (no files, unreadable file, mixed flavours …). The message names it.
@@ -104,22 +103,18 @@ pub enum EngineError {
     },
 }
 
-/// Runs SQL over one CUR table.
-pub trait QueryEngine {
+/// Runs an allocation plan over one CUR table (the local engine, `adapters::native`). The result has
+/// exactly the columns, with the same meaning, of the allocation query
+/// [`crate::domain::sql::render_allocation`] renders for the plan (plus `unreadable_tags` when the plan
+/// reads tag maps), so [`crate::service::read_allocation`] reads it as the pipeline reads Athena's.
+pub trait AllocationEngine {
     /// The table's real column names (canonical: legacy CSV headers already mapped to Athena names).
     fn columns(&self) -> &ColumnSet;
-    /// The dialect to render for this engine.
-    fn dialect(&self) -> Dialect;
-    /// The table to name in rendered SQL.
-    fn table(&self) -> TableRef;
-    /// Makes `columns` readable with the given kinds (the local engine builds a typed view; a catalog
-    /// engine whose types are already right does nothing).
-    fn prepare(
-        &mut self,
-        columns: &[(String, ColumnKind)],
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Runs one query and returns its whole (small, aggregated) result.
-    fn query(&self, sql: &str) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
+    /// Scans the table once and returns the plan's groups.
+    fn run_allocation(
+        &self,
+        plan: &crate::domain::AllocationPlan,
+    ) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
 }
 
 /// Receives progress of long work, to show a person. Every method has a silent default.

@@ -7,15 +7,16 @@ use super::focus::{focus_columns, legacy_pricing};
 use super::legacy::legacy_columns;
 use super::{SampleError, SampleOutput, SampleReport, SampleSpec};
 use crate::domain::expr::Expr;
-use chrono::NaiveDateTime;
-use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+use arrow_array::builder::{
+    Float64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use arrow_array::ArrayRef;
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::NaiveDateTime;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -193,7 +194,7 @@ fn encode_err(
 
 enum Sink {
     Parquet(ArrowWriter<File>),
-    Csv(datafusion::arrow::csv::Writer<Box<dyn Write + Send>>),
+    Csv(arrow_csv::Writer<Box<dyn Write + Send>>),
 }
 
 struct OpenFile {
@@ -224,7 +225,7 @@ fn open(path: &Path, output: SampleOutput, schema: &SchemaRef) -> Result<OpenFil
                 flate2::Compression::fast(),
             ));
             Sink::Csv(
-                datafusion::arrow::csv::WriterBuilder::new()
+                arrow_csv::WriterBuilder::new()
                     .with_header(true)
                     .with_timestamp_format("%Y-%m-%dT%H:%M:%SZ".into())
                     .build(gz),
@@ -233,7 +234,7 @@ fn open(path: &Path, output: SampleOutput, schema: &SchemaRef) -> Result<OpenFil
         SampleOutput::FocusCsv => {
             let plain: Box<dyn Write + Send> = Box::new(BufWriter::new(file));
             Sink::Csv(
-                datafusion::arrow::csv::WriterBuilder::new()
+                arrow_csv::WriterBuilder::new()
                     .with_header(true)
                     .with_timestamp_format("%Y-%m-%dT%H:%M:%SZ".into())
                     .build(plain),

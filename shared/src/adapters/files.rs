@@ -1,4 +1,5 @@
-//! Finding CUR data files under a local directory or an `s3://` prefix, and reading their schemas.
+//! Finding CUR data files under a local directory or an `s3://` prefix, and reading their CSV headers,
+//! for the local engine (`adapters::native`).
 //!
 //! A delivery holds more than data: legacy CUR's `cost_and_usage_data_status` object (itself a Parquet
 //! file), CUR 2.0 / FOCUS manifests, AWS's crawler template and access test object. Those are skipped by
@@ -9,10 +10,6 @@ use crate::domain::deliveries::{self, Delivery, FoundFile, SelectionNote};
 use crate::domain::window::BillingPeriod;
 use crate::domain::UsageWindow;
 use crate::ports::EngineError;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::execution::context::SessionState;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -400,17 +397,6 @@ async fn newest_deliveries(
     Ok(())
 }
 
-/// A file's schema as read, with each field's canonical name.
-#[derive(Debug, Clone)]
-pub struct FileSchema {
-    /// As the reader must be given it (CSV: every column text, canonical names; Parquet: as stored).
-    pub schema: SchemaRef,
-    /// `(canonical name, field name in `schema`)`, one per field.
-    pub canonical: Vec<(String, String)>,
-    /// Line items in the file, when its metadata says (Parquet).
-    pub rows: Option<u64>,
-}
-
 /// Canonical names for raw names; a name that repeats (AWS merged `Team`/`team` into one column, but a
 /// CSV has both) gets `__dup2`, `__dup3`, … which tag resolution folds back together.
 ///
@@ -438,91 +424,6 @@ pub fn canonical_names(raw: &[String]) -> Vec<String> {
         out.push(candidate);
     }
     out
-}
-
-/// Reads one file's schema: the Parquet footer, or the CSV header line.
-pub async fn read_schema(
-    file: &DataFile,
-    store: &Arc<dyn ObjectStore>,
-    state: &SessionState,
-) -> Result<FileSchema, EngineError> {
-    let unreadable =
-        |reason: String| EngineError::Input(format!("cannot read `{}`: {reason}", file.url));
-    match file.kind {
-        FileKind::Parquet => {
-            let format = ParquetFormat::default().with_force_view_types(false);
-            let schema = format
-                .infer_schema(state, store, std::slice::from_ref(&file.meta))
-                .await
-                .map_err(|e| unreadable(format!("not a readable Parquet file ({e})")))?;
-            let rows = format
-                .infer_stats(state, store, schema.clone(), &file.meta)
-                .await
-                .ok()
-                .and_then(|stats| stats.num_rows.get_value().map(|rows| *rows as u64));
-            let raw: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            let canonical = canonical_names(&raw).into_iter().zip(raw).collect();
-            Ok(FileSchema {
-                schema,
-                canonical,
-                rows,
-            })
-        }
-        FileKind::Csv { gzip } => {
-            // The header is in the first bytes; 1 MiB covers thousands of tag columns.
-            let end = file.meta.size.min(1 << 20);
-            let head = store
-                .get_range(&file.meta.location, 0..end)
-                .await
-                .map_err(|e| EngineError::Storage {
-                    context: format!("reading `{}`", file.url),
-                    source: Box::new(e),
-                })?;
-            let text = if gzip {
-                let mut decoder = flate2::read::GzDecoder::new(head.as_ref());
-                let mut buf = vec![0u8; 1 << 20];
-                let mut filled = 0;
-                loop {
-                    match decoder.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            filled += n;
-                            if filled == buf.len() || buf[..filled].contains(&b'\n') {
-                                break;
-                            }
-                        }
-                        // A truncated stream is expected: only the head was fetched.
-                        Err(_) if filled > 0 => break,
-                        Err(e) => return Err(unreadable(format!("not a gzip file ({e})"))),
-                    }
-                }
-                buf.truncate(filled);
-                buf
-            } else {
-                head.to_vec()
-            };
-            let line_end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
-            let header = std::str::from_utf8(&text[..line_end])
-                .map_err(|_| unreadable("the header line is not UTF-8".into()))?
-                .trim_end_matches('\r');
-            let raw = parse_csv_header(header);
-            if raw.iter().all(String::is_empty) {
-                return Err(unreadable("the file is empty or has no header line".into()));
-            }
-            let names = canonical_names(&raw);
-            let schema = Arc::new(Schema::new(
-                names
-                    .iter()
-                    .map(|n| Field::new(n, DataType::Utf8, true))
-                    .collect::<Vec<_>>(),
-            ));
-            Ok(FileSchema {
-                schema,
-                canonical: names.iter().map(|n| (n.clone(), n.clone())).collect(),
-                rows: None,
-            })
-        }
-    }
 }
 
 /// Splits a CSV header line, honouring double quotes.
@@ -557,6 +458,72 @@ pub fn short_name(location: &CurLocation, url: &str) -> String {
         }
         CurLocation::S3 { .. } => url.to_string(),
     }
+}
+
+/// The raw header names of a CSV (or gzip CSV) data file: the first line of its first MiB.
+///
+/// Errors: the object cannot be read, is not gzip when named so, or its header is not UTF-8.
+pub async fn read_csv_header(
+    file: &DataFile,
+    store: &Arc<dyn ObjectStore>,
+) -> Result<Vec<String>, EngineError> {
+    let unreadable =
+        |reason: String| EngineError::Input(format!("cannot read `{}`: {reason}", file.url));
+    let gzip = matches!(file.kind, FileKind::Csv { gzip: true });
+    // The header is in the first bytes; 1 MiB covers thousands of tag columns.
+    let end = file.meta.size.min(1 << 20);
+    let head = store
+        .get_range(&file.meta.location, 0..end)
+        .await
+        .map_err(|e| EngineError::Storage {
+            context: format!("reading `{}`", file.url),
+            source: Box::new(e),
+        })?;
+    let text = if gzip {
+        let mut decoder = flate2::read::GzDecoder::new(head.as_ref());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut filled = 0;
+        loop {
+            match decoder.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() || buf[..filled].contains(&b'\n') {
+                        break;
+                    }
+                }
+                // A truncated stream is expected: only the head was fetched.
+                Err(_) if filled > 0 => break,
+                Err(e) => return Err(unreadable(format!("not a gzip file ({e})"))),
+            }
+        }
+        buf.truncate(filled);
+        buf
+    } else {
+        head.to_vec()
+    };
+    let line_end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
+    let header = std::str::from_utf8(&text[..line_end])
+        .map_err(|_| unreadable("the header line is not UTF-8".into()))?
+        .trim_end_matches('\r');
+    Ok(parse_csv_header(header))
+}
+
+/// The object store serving `location`: the local file system, or S3 with credentials from the
+/// environment (`AWS_ENDPOINT_URL` points at an emulator).
+pub fn open_store(location: &CurLocation) -> Result<Arc<dyn ObjectStore>, EngineError> {
+    Ok(match location {
+        CurLocation::Local(_) => Arc::new(object_store::local::LocalFileSystem::new()),
+        CurLocation::S3 { bucket, .. } => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| EngineError::Storage {
+                    context: format!("configuring S3 access to {}", location.display()),
+                    source: Box::new(e),
+                })?,
+        ),
+    })
 }
 
 #[cfg(test)]

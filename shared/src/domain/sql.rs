@@ -321,8 +321,7 @@ impl Renderer<'_> {
             let hash = format!("substr(lower(to_hex(md5(to_utf8({resource})))), 1, 16)");
             inner.push(format!("{hash} AS \"resource_hash\""));
         }
-        // Counted with SUM rather than COUNT(*): engines plan a grouped COUNT(DISTINCT) as a cheap
-        // two-phase aggregate more readily when every other aggregate is SUM, MIN or MAX.
+        // Line items counted as a SUM of ones (the golden SQL's shape; COUNT(*) would count the same).
         inner.push("1 AS \"line_item\"".to_string());
         let mut counted = 0;
         for ((_, _, source), presence) in plan.tag_sources().iter().zip(plan.presence()) {

@@ -1,6 +1,6 @@
 //! `NativeEngine`: kubecur's local allocation engine over CUR files on disk or in S3 (`kubecur allocate`,
-//! `kubecur serve`). Built on arrow-rs readers alone, no query engine: it builds in minutes, runs
-//! ahead of DuckDB and holds 50 M line items in well under 2 GiB (BENCHMARKS.md).
+//! `kubecur serve`). Built on arrow-rs readers alone, no query engine. Its speed against DuckDB and
+//! polars, and its memory at millions of groups (where it is still well behind), are in BENCHMARKS.md.
 //!
 //! It runs an [`AllocationPlan`] directly rather than SQL ([`AllocationEngine`]): one scan reads only the
 //! plan's columns, text columns as Parquet dictionaries where the file has them, groups on per-column

@@ -140,9 +140,9 @@ pub(super) fn resource_pool(rng: &mut Rng, pods: u64) -> Vec<Resource> {
     };
     let mut pool = Vec::new();
     for index in 0..240u64 {
-        let (product_code, service_name, usage_type, operation) = *rng.pick(&kinds);
+        let kind = *rng.pick(&kinds);
         let account = *rng.pick(&ACCOUNTS);
-        let id = id_of(product_code, account, index);
+        let id = id_of(kind.0, account, index);
         let mut tags: Vec<(&'static str, String)> = Vec::new();
         let roll = rng.below(100);
         let namespace = rng.pick(&NAMESPACES).to_string();
@@ -184,7 +184,43 @@ pub(super) fn resource_pool(rng: &mut Rng, pods: u64) -> Vec<Resource> {
         if rng.below(5) == 0 {
             tags.push((KEY_COST_CENTER, "CC-1234 \"core\"".into()));
         }
-        pool.push(Resource {
+        pool.push(Resource::new(kind, account, id, rng, tags));
+    }
+    for pod in 0..pods {
+        let index = 240 + pod;
+        let kind = *rng.pick(&kinds);
+        let account = *rng.pick(&ACCOUNTS);
+        let namespace = rng.pick(&NAMESPACES).to_string();
+        let cluster = rng.pick(&CLUSTERS).to_string();
+        let tags = vec![
+            (KEY_CLUSTER, cluster),
+            (KEY_DEPLOYMENT, format!("{namespace}-worker")),
+            (KEY_POD, format!("{namespace}-worker-{pod:07x}")),
+            (KEY_CONTAINER, "worker".into()),
+            (KEY_NAMESPACE, namespace),
+        ];
+        let id = id_of(kind.0, account, index);
+        pool.push(Resource::new(kind, account, id, rng, tags));
+    }
+    pool
+}
+
+impl Resource {
+    /// A resource of `kind` (product code, service name, usage type, operation); its hourly cost is
+    /// the next draw of `rng`, after every draw its tags took.
+    fn new(
+        (product_code, service_name, usage_type, operation): (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+        ),
+        account: &'static str,
+        id: String,
+        rng: &mut Rng,
+        tags: Vec<(&'static str, String)>,
+    ) -> Resource {
+        Resource {
             id,
             product_code,
             service_name,
@@ -193,32 +229,8 @@ pub(super) fn resource_pool(rng: &mut Rng, pods: u64) -> Vec<Resource> {
             account,
             hourly: 0.01 + rng.unit() * 2.0,
             tags,
-        });
+        }
     }
-    for pod in 0..pods {
-        let index = 240 + pod;
-        let (product_code, service_name, usage_type, operation) = *rng.pick(&kinds);
-        let account = *rng.pick(&ACCOUNTS);
-        let namespace = rng.pick(&NAMESPACES).to_string();
-        let cluster = rng.pick(&CLUSTERS).to_string();
-        pool.push(Resource {
-            id: id_of(product_code, account, index),
-            product_code,
-            service_name,
-            usage_type,
-            operation,
-            account,
-            hourly: 0.01 + rng.unit() * 2.0,
-            tags: vec![
-                (KEY_CLUSTER, cluster),
-                (KEY_DEPLOYMENT, format!("{namespace}-worker")),
-                (KEY_POD, format!("{namespace}-worker-{pod:07x}")),
-                (KEY_CONTAINER, "worker".into()),
-                (KEY_NAMESPACE, namespace),
-            ],
-        });
-    }
-    pool
 }
 
 /// One synthetic legacy line item. Also implements [`LineItemValues`] so the domain rules price it.

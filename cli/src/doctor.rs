@@ -2,9 +2,8 @@
 
 use crate::CliError;
 use clap::{Args, ValueEnum};
-use kubecur_shared::deployment::aws::{load_config, AwsDeployment};
 use kubecur_shared::deployment::{
-    doctor, DoctorInputs, DEFAULT_GLUE_DATABASE, DEFAULT_GLUE_TABLE, DEFAULT_NAME_PREFIX,
+    DoctorInputs, DEFAULT_GLUE_DATABASE, DEFAULT_GLUE_TABLE, DEFAULT_NAME_PREFIX,
 };
 use kubecur_shared::domain::TagMapping;
 
@@ -84,11 +83,20 @@ fn inputs(args: &DoctorArgs) -> Result<DoctorInputs, CliError> {
     })
 }
 
+/// Without the feature `aws`: bad arguments are still refused first, then the rebuild is named.
+#[cfg(not(feature = "aws"))]
 pub async fn run(args: DoctorArgs) -> Result<(), CliError> {
+    inputs(&args)?;
+    Err(CliError::not_built("kubecur doctor"))
+}
+
+#[cfg(feature = "aws")]
+pub async fn run(args: DoctorArgs) -> Result<(), CliError> {
+    use kubecur_shared::deployment::aws::{load_config, AwsDeployment};
     let inputs = inputs(&args)?;
     let config = load_config(args.region.as_deref()).await;
     let probe = AwsDeployment::new(&config, std::env::var_os("AWS_ENDPOINT_URL").is_some());
-    let report = doctor(&probe, &inputs, chrono::Utc::now()).await;
+    let report = kubecur_shared::deployment::doctor(&probe, &inputs, chrono::Utc::now()).await;
     match args.format {
         DoctorFormat::Text => print!("{}", report.to_text()),
         DoctorFormat::Json => println!("{}", report.to_json()),

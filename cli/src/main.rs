@@ -7,6 +7,10 @@ mod args;
 mod doctor;
 mod output;
 mod progress;
+#[cfg(feature = "aws")]
+mod proxy;
+#[cfg(not(feature = "aws"))]
+#[path = "proxy_absent.rs"]
 mod proxy;
 mod sample;
 mod serve;
@@ -65,6 +69,13 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// `command` needs the feature `aws`, which this build was compiled without.
+    pub fn not_built(command: &str) -> CliError {
+        CliError::Usage(format!(
+            "{command} talks to AWS, and this kubecur was built without the AWS commands (--no-default-features, as in the README's quick start). Build it with them: cargo build --release -p kubecur (or cargo install --path cli)"
+        ))
+    }
+
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
@@ -88,5 +99,25 @@ impl From<kubecur_shared::ports::EngineError> for CliError {
 impl From<kubecur_shared::domain::DomainError> for CliError {
     fn from(error: kubecur_shared::domain::DomainError) -> Self {
         CliError::Usage(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CliError;
+
+    #[test]
+    fn a_command_left_out_of_the_build_names_the_build_that_has_it() {
+        let error = CliError::not_built("kubecur doctor");
+        assert_eq!(error.exit_code(), 2);
+        let message = error.to_string();
+        assert!(
+            message.starts_with("kubecur doctor talks to AWS"),
+            "{message}"
+        );
+        assert!(
+            message.contains("cargo build --release -p kubecur"),
+            "{message}"
+        );
     }
 }

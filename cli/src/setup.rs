@@ -4,8 +4,7 @@
 use crate::doctor::mapping;
 use crate::CliError;
 use clap::{Args, Subcommand};
-use kubecur_shared::deployment::aws::{load_config, AwsDeployment};
-use kubecur_shared::deployment::{setup_tags, TagSetup};
+use kubecur_shared::deployment::TagSetup;
 use kubecur_shared::domain::doctor::{backfill_from, today, wanted_tag_keys, TagState};
 
 #[derive(Debug, Args)]
@@ -49,12 +48,24 @@ async fn tags(args: TagsArgs) -> Result<(), CliError> {
         .map(|month| backfill_from(month, today(chrono::Utc::now())))
         .transpose()
         .map_err(CliError::Usage)?;
+    apply(&keys, args.apply, from.as_deref()).await
+}
+
+/// Without the feature `aws`: the arguments were checked; the rebuild is named.
+#[cfg(not(feature = "aws"))]
+async fn apply(_keys: &[String], _apply: bool, _from: Option<&str>) -> Result<(), CliError> {
+    Err(CliError::not_built("kubecur setup tags"))
+}
+
+#[cfg(feature = "aws")]
+async fn apply(keys: &[String], apply: bool, from: Option<&str>) -> Result<(), CliError> {
+    use kubecur_shared::deployment::aws::{load_config, AwsDeployment};
     let config = load_config(None).await;
     let tags = AwsDeployment::new(&config, std::env::var_os("AWS_ENDPOINT_URL").is_some());
-    let setup = setup_tags(&tags, &keys, args.apply, from.as_deref())
+    let setup = kubecur_shared::deployment::setup_tags(&tags, keys, apply, from)
         .await
         .map_err(|error| CliError::Failed(format!("{error} → fix: {}", error.fix())))?;
-    print!("{}", render(&setup, args.apply, from.as_deref()));
+    print!("{}", render(&setup, apply, from));
     if setup.refused.is_empty() {
         Ok(())
     } else {
@@ -66,6 +77,7 @@ async fn tags(args: TagsArgs) -> Result<(), CliError> {
 }
 
 /// One line per key, then what was (or would be) done.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub fn render(setup: &TagSetup, applied: bool, backfill: Option<&str>) -> String {
     let mut out = String::new();
     for (key, state) in &setup.states {

@@ -1013,3 +1013,35 @@ fn bad_share_arguments_exit_2_naming_the_rule_and_the_field() {
         text(&out.stderr)
     );
 }
+
+/// Built without the feature `aws` (the README's quick start), the AWS commands stop at once with the
+/// build that has them; bad arguments are still refused as such. Runs in that build only:
+/// `cargo test --release -p kubecur --no-default-features --test cli`.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn without_the_aws_feature_the_aws_commands_name_the_build_that_has_them() {
+    for args in [
+        &["doctor"][..],
+        &["setup", "tags"],
+        &[
+            "serve",
+            "--api",
+            "https://abc.execute-api.eu-west-1.amazonaws.com",
+        ],
+    ] {
+        let out = kubecur(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("built without the AWS commands"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("cargo build --release -p kubecur"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = kubecur(&["doctor", "--name-prefix", " "]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--name-prefix must not be empty"));
+}

@@ -1,5 +1,7 @@
 //! `kubecur doctor` and `kubecur setup tags` as a user runs them without AWS access: one ✘ line per
 //! check within seconds and a non-zero exit; bad arguments refused before any AWS call.
+#![cfg(feature = "aws")]
+// Built without the feature `aws`, these commands only name the rebuild (cli/tests/cli.rs).
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! `kubecur serve --api URL` (issue 13) from the outside: what it refuses at start, and why. Its signing
 //! and forwarding are tested in `cli/src/proxy.rs` and, with a browser, by `scripts/check_page.py`.
+#![cfg(feature = "aws")]
+// Built without the feature `aws`, these commands only name the rebuild (cli/tests/cli.rs).
 
 use std::process::{Command, Output};
 

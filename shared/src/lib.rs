@@ -6,7 +6,8 @@
 //! - [`service`]: the allocation use case over any [`ports::AllocationEngine`].
 //! - [`config`]: the functions' environment variables, typed.
 //! - [`pipeline`]: the ingest, writer and reconciler use cases of the AWS pipeline, over ports.
-//! - `deployment` (feature `deployment`): `kubecur doctor` and `kubecur setup tags` over AWS.
+//! - [`deployment`]: `kubecur doctor` and `kubecur setup tags` over two ports; their AWS adapter
+//!   (`deployment::aws`) comes with the feature `deployment`.
 //! - [`api`]: the allocation API (routes, parameters, JSON/CSV), shared by the Lambda and `kubecur serve`.
 //! - [`adapters`]: the local engine (feature `native-engine`); AWS adapters (feature `aws`).
 //! - `sample` (feature `sample`, part of `native-engine`): the synthetic CUR generator.
@@ -20,7 +21,6 @@ pub mod service;
 
 pub mod pipeline;
 
-#[cfg(feature = "deployment")]
 pub mod deployment;
 
 #[cfg(feature = "sample")]

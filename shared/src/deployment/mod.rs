@@ -1,8 +1,9 @@
-//! Checking and finishing a deployment (feature `deployment`): the use cases behind `kubecur doctor`
-//! and `kubecur setup tags`, over two ports, [`DeploymentProbe`] (read-only facts) and
-//! [`CostAllocationTags`] (Cost Explorer's tag activation). The verdicts are the pure
-//! [`crate::domain::doctor`]; the AWS adapter is [`aws::AwsDeployment`].
+//! Checking and finishing a deployment: the use cases behind `kubecur doctor` and `kubecur setup tags`,
+//! over two ports, [`DeploymentProbe`] (read-only facts) and [`CostAllocationTags`] (Cost Explorer's
+//! tag activation). The verdicts are the pure [`crate::domain::doctor`]; the AWS adapter,
+//! `aws::AwsDeployment`, comes with the feature `deployment` (STS, Cost Explorer, BCM Data Exports).
 
+#[cfg(feature = "deployment")]
 pub mod aws;
 
 use crate::domain::doctor::{

@@ -221,9 +221,9 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match args.format {
-        Format::Table => output::write_table(&mut out, &allocation, sources, metric),
-        Format::Json => output::write_json(&mut out, &allocation, sources, metric),
-        Format::Csv => output::write_csv(&mut out, &allocation, sources, metric),
+        Format::Table => output::write_table(&mut out, allocation, sources, metric),
+        Format::Json => output::write_json(&mut out, allocation, sources, metric),
+        Format::Csv => output::write_csv(&mut out, allocation, sources, metric),
     };
     written.map_err(|e| CliError::Failed(format!("cannot write the output: {e}")))
 }

@@ -57,12 +57,15 @@ pub fn summary_line(allocation: &Allocation, summary: &Summary) -> String {
 /// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines).
 pub fn write_table(
     out: &mut impl Write,
-    allocation: &Allocation,
+    allocation: Allocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let rows = allocation.display_rows(metric);
     let total = allocation.totals().get(metric);
+    let summary = allocation.summary(metric);
+    let about = allocation.clone_without_rows();
+    let rows = allocation.into_display_rows(metric);
+    let allocation = &about;
     let mut header: Vec<String> = allocation
         .group_by
         .iter()
@@ -74,9 +77,9 @@ pub fn write_table(
     }
     header.extend(["SHARE".into(), "RESOURCES".into()]);
     let body: Vec<Vec<String>> = rows
-        .iter()
+        .into_iter()
         .map(|row| {
-            let mut cells = row.keys.clone();
+            let mut cells = row.keys;
             let value = row.costs.get(metric);
             cells.push(money(value));
             if sources.is_some() {
@@ -114,11 +117,7 @@ pub fn write_table(
         writeln!(out, "{}", line(row))?;
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "{}",
-        summary_line(allocation, &allocation.summary(metric))
-    )?;
+    writeln!(out, "{}", summary_line(allocation, &summary))?;
     for source in sources.unwrap_or_default() {
         writeln!(
             out,
@@ -134,46 +133,69 @@ pub fn write_table(
 
 pub fn write_json(
     out: &mut impl Write,
-    allocation: &Allocation,
+    allocation: Allocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let rows: Vec<serde_json::Value> = allocation
-        .display_rows(metric)
-        .into_iter()
-        .map(|row| {
-            let mut object = serde_json::Map::new();
-            object.insert("name".into(), group_name(&row.keys).into());
-            for (dimension, key) in allocation.group_by.iter().zip(&row.keys) {
-                object.insert(dimension.name().to_string(), key.clone().into());
-            }
-            for m in CostMetric::ALL {
-                object.insert(m.name().to_string(), row.costs.get(m).into());
-            }
-            object.insert("sharedCost".into(), row.shared.get(metric).into());
-            object.insert("resources".into(), row.resources.into());
-            object.insert("lineItems".into(), row.line_items.into());
-            serde_json::Value::Object(object)
-        })
-        .collect();
+    let summary = allocation.summary(metric);
+    let about = allocation.clone_without_rows();
+    let rows = allocation.into_display_rows(metric);
+    let allocation = &about;
     let document = serde_json::json!({
         "flavour": allocation.flavour,
         "window": allocation.window.map(|w| serde_json::json!({"from": w.from(), "to": w.to()})),
         "aggregate": allocation.group_by,
         "metric": metric,
-        "rows": rows,
-        "summary": allocation.summary(metric),
+        "rows": [],
+        "summary": summary,
         "shared": sources.unwrap_or_default().iter().map(|s| shared_json(s, metric)).collect::<Vec<_>>(),
         "warnings": allocation.warnings.iter().map(|w| serde_json::json!({"warning": w, "message": w.to_string()})).collect::<Vec<_>>(),
     });
-    serde_json::to_writer_pretty(&mut *out, &document)?;
+    // The document is printed as serde_json prints it whole (keys sorted, two-space indents), but its
+    // rows are written one at a time where the empty `rows` stands: no tree of every row is built.
+    let text = serde_json::to_string_pretty(&document)?;
+    let marker = "\n  \"rows\": []";
+    let (head, tail) = text.split_at(text.find(marker).unwrap_or(text.len()));
+    out.write_all(head.as_bytes())?;
+    if let Some(tail) = tail.strip_prefix(marker) {
+        out.write_all(b"\n  \"rows\": [")?;
+        let empty = rows.is_empty();
+        for (n, row) in rows.into_iter().enumerate() {
+            let printed = serde_json::to_string_pretty(&json_row(&allocation.group_by, row, metric))?;
+            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+            out.write_all(printed.replace('\n', "\n    ").as_bytes())?;
+        }
+        out.write_all(if empty { b"]" } else { b"\n  ]" })?;
+        out.write_all(tail.as_bytes())?;
+    }
     writeln!(out)
+}
+
+/// One display row as a JSON object: its name, each key under its dimension's name, the four metrics,
+/// the shared part of `metric`, resources and line items.
+fn json_row(
+    group_by: &[kubecur_shared::domain::Dimension],
+    row: kubecur_shared::domain::AllocationRow,
+    metric: CostMetric,
+) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), group_name(&row.keys).into());
+    for (dimension, key) in group_by.iter().zip(row.keys) {
+        object.insert(dimension.name().to_string(), key.into());
+    }
+    for m in CostMetric::ALL {
+        object.insert(m.name().to_string(), row.costs.get(m).into());
+    }
+    object.insert("sharedCost".into(), row.shared.get(metric).into());
+    object.insert("resources".into(), row.resources.into());
+    object.insert("lineItems".into(), row.line_items.into());
+    serde_json::Value::Object(object)
 }
 
 /// With `sources` (sharing), a `sharedCost` column after the metric's.
 pub fn write_csv(
     out: &mut impl Write,
-    allocation: &Allocation,
+    allocation: Allocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
@@ -187,7 +209,7 @@ pub fn write_csv(
         header.push("sharedCost".into());
     }
     writeln!(out, "{}", header.join(","))?;
-    for row in allocation.display_rows(metric) {
+    for row in allocation.into_display_rows(metric) {
         let mut cells: Vec<String> = row.keys.iter().map(|k| csv_field(k)).collect();
         cells.push(row.costs.get(metric).to_string());
         if sources.is_some() {
@@ -237,10 +259,49 @@ mod tests {
             warnings: vec![],
         };
         let mut out = Vec::new();
-        write_csv(&mut out, &allocation, None, CostMetric::AmortizedNetCost).expect("written");
+        write_csv(&mut out, allocation, None, CostMetric::AmortizedNetCost).expect("written");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "namespace,amortizedNetCost\n'=1+2,3\n'@x,1\n'-team,-2.5\n"
         );
+    }
+
+    /// The JSON is written row by row; it must read exactly as the whole document printed at once.
+    #[test]
+    fn json_written_row_by_row_is_the_whole_document_printed_at_once() {
+        use kubecur_shared::domain::{AllocationRow, CostVector, Dimension, Flavour};
+        let row = |namespace: &str, cost: f64| AllocationRow {
+            keys: vec![namespace.to_string(), "rds \"x\"\n".to_string()],
+            allocated: namespace != "__unallocated__",
+            costs: CostVector([cost; 4]),
+            shared: Default::default(),
+            resources: 2,
+            resource_ids: None,
+            line_items: 3,
+        };
+        for rows in [vec![], vec![row("a", 1.0)], vec![row("a", 1.0), row("__unallocated__", 2.5)]] {
+            let allocation = Allocation {
+                flavour: Flavour::Cur2,
+                window: None,
+                group_by: vec![Dimension::Namespace, Dimension::Service],
+                rows,
+                warnings: vec![],
+            };
+            let metric = CostMetric::AmortizedNetCost;
+            let whole = serde_json::json!({
+                "flavour": allocation.flavour,
+                "window": null,
+                "aggregate": allocation.group_by,
+                "metric": metric,
+                "rows": allocation.display_rows(metric).into_iter().map(|r| json_row(&allocation.group_by, r, metric)).collect::<Vec<_>>(),
+                "summary": allocation.summary(metric),
+                "shared": [],
+                "warnings": [],
+            });
+            let mut out = Vec::new();
+            write_json(&mut out, allocation, None, metric).expect("written");
+            let expected = serde_json::to_string_pretty(&whole).expect("printed") + "\n";
+            assert_eq!(String::from_utf8_lossy(&out), expected);
+        }
     }
 }

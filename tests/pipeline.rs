@@ -20,7 +20,7 @@ use kubecur_shared::pipeline::ingest::{Ingest, IngestOutcome};
 use kubecur_shared::pipeline::run_plan;
 use kubecur_shared::pipeline::writer::{Writer, WriterOutcome};
 use kubecur_shared::ports::pipeline::SystemClock;
-use kubecur_shared::ports::{AllocationEngine, Cell, NoProgress, ResultTable};
+use kubecur_shared::ports::{AllocationEngine, Cell, NoProgress, ResultTable, TableSink};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -458,10 +458,12 @@ pub async fn local_allocation_result_with(
     .await
     .expect("sample readable");
     let plan = run_plan(columns, period, mapping).expect("plannable");
+    let mut table = TableSink::default();
     engine
-        .run_allocation(&plan)
+        .run_allocation(&plan, &mut table)
         .await
-        .expect("allocated locally")
+        .expect("allocated locally");
+    table.0
 }
 
 async fn create_glue_table(glue: &aws_sdk_glue::Client, columns: &[String], kind: Export) {

@@ -9,7 +9,7 @@ use crate::domain::sql::{
     TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
-use crate::ports::{AllocationEngine, EngineError, ResultTable};
+use crate::ports::{AllocationEngine, Cell, EngineError, ResultSink, ResultTable};
 
 /// Allocates `request` with `engine`: plans against its columns, runs the plan once, reads the result.
 ///
@@ -21,32 +21,85 @@ pub async fn allocate<E: AllocationEngine>(
 ) -> Result<Allocation, EngineError> {
     let plan = AllocationPlan::new(engine.columns(), request)?;
     let started = std::time::Instant::now();
-    let result = engine.run_allocation(&plan).await?;
+    let mut sink = AllocationSink::new(&plan);
+    engine.run_allocation(&plan, &mut sink).await?;
+    let allocation = sink.finish()?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
-        groups = result.rows.len(),
+        groups = allocation.rows.len(),
         "Allocation query finished."
     );
-    read_allocation(&plan, result)
+    Ok(allocation)
 }
 
-/// Turns the allocation query's result into an [`Allocation`].
-///
-/// Consumes the result row by row, so at millions of groups the table and the allocation are not held
-/// whole side by side.
+/// Turns the allocation query's result into an [`Allocation`], row by row (as
+/// [`allocate`] reads an engine's).
 pub fn read_allocation(
     plan: &AllocationPlan,
     result: ResultTable,
 ) -> Result<Allocation, EngineError> {
-    let mut reader = AllocationReader::new(plan, &result.columns)?;
-    let rows = result
-        .rows
-        .into_iter()
-        .map(|row| reader.read(&row))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut allocation = reader.finish();
-    allocation.rows = rows;
-    Ok(allocation)
+    let mut sink = AllocationSink::new(plan);
+    sink.start(&result.columns)?;
+    for row in result.rows {
+        sink.add(&row)?;
+    }
+    sink.finish()
+}
+
+/// The allocation query's result read into an [`Allocation`] as its rows arrive: each row of cells
+/// becomes an [`AllocationRow`] at once, so the cells of every group are never held together.
+pub struct AllocationSink {
+    plan: AllocationPlan,
+    reader: Option<AllocationReader>,
+    rows: Vec<AllocationRow>,
+}
+
+impl AllocationSink {
+    pub fn new(plan: &AllocationPlan) -> AllocationSink {
+        AllocationSink {
+            plan: plan.clone(),
+            reader: None,
+            rows: Vec::new(),
+        }
+    }
+
+    /// The header: where each expected column is (an error names one that is missing).
+    pub fn start(&mut self, columns: &[String]) -> Result<(), EngineError> {
+        self.reader = Some(AllocationReader::new(&self.plan, columns)?);
+        Ok(())
+    }
+
+    /// One row of cells, as wide as the header.
+    pub fn add(&mut self, cells: &[Cell]) -> Result<(), EngineError> {
+        let reader = self.reader.as_mut().ok_or_else(|| EngineError::Execution {
+            context: "reading the allocation result".into(),
+            source: "a row came before the header".into(),
+        })?;
+        self.rows.push(reader.read(cells)?);
+        Ok(())
+    }
+
+    /// The allocation of every row read, with the warnings of what was read.
+    pub fn finish(self) -> Result<Allocation, EngineError> {
+        let reader = match self.reader {
+            Some(reader) => reader,
+            // No header at all: an engine bug, named.
+            None => AllocationReader::new(&self.plan, &[])?,
+        };
+        let mut allocation = reader.finish();
+        allocation.rows = self.rows;
+        Ok(allocation)
+    }
+}
+
+impl ResultSink for AllocationSink {
+    fn columns(&mut self, columns: Vec<String>) -> Result<(), String> {
+        self.start(&columns).map_err(|e| e.to_string())
+    }
+
+    fn row(&mut self, cells: Vec<Cell>) -> Result<(), String> {
+        self.add(&cells).map_err(|e| e.to_string())
+    }
 }
 
 /// Reads the allocation query's result one row at a time (the writer streams a result it never holds

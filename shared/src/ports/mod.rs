@@ -106,15 +106,18 @@ pub enum EngineError {
 /// Runs an allocation plan over one CUR table (the local engine, `adapters::native`). The result has
 /// exactly the columns, with the same meaning, of the allocation query
 /// [`crate::domain::sql::render_allocation`] renders for the plan (plus `unreadable_tags` when the plan
-/// reads tag maps), so [`crate::service::read_allocation`] reads it as the pipeline reads Athena's.
+/// reads tag maps), so [`crate::service`] reads it as the pipeline reads Athena's: through a
+/// [`ResultSink`], one row at a time, never a whole table of cells.
 pub trait AllocationEngine {
     /// The table's real column names (canonical: legacy CSV headers already mapped to Athena names).
     fn columns(&self) -> &ColumnSet;
-    /// Scans the table once and returns the plan's groups.
+    /// Scans the table once and hands the plan's groups to `sink`: the header, then one row per group.
+    /// A refusal by the sink stops the run with an error naming its reason.
     fn run_allocation(
         &self,
         plan: &crate::domain::AllocationPlan,
-    ) -> impl Future<Output = Result<ResultTable, EngineError>> + Send;
+        sink: &mut dyn ResultSink,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
 }
 
 /// Receives progress of long work, to show a person. Every method has a silent default.

@@ -8,7 +8,7 @@
 //! metrics' [`crate::domain::expr::Expr`] over arrays, and counts line items, tag presence, unreadable
 //! tag cells and distinct resources per group. Files and Parquet row groups are shared out to worker
 //! threads whose partial results are merged at the end. The result has the columns of the rendered
-//! allocation query, so [`crate::service::read_allocation`] reads it as the pipeline reads Athena's.
+//! allocation query and goes to a [`ResultSink`] row by row, as the pipeline reads Athena's.
 //!
 //! Finding the files (local or `s3://`, delivery manifests, billing-period pruning) is
 //! [`crate::adapters::files`].
@@ -20,7 +20,7 @@ use crate::adapters::files::{self, CurLocation, DataFile, Discovery, FileKind};
 use crate::domain::columns::ColumnSet;
 use crate::domain::flavour::Flavour;
 use crate::domain::{AllocationPlan, UsageWindow};
-use crate::ports::{AllocationEngine, EngineError, Progress, ResultTable};
+use crate::ports::{AllocationEngine, EngineError, Progress, ResultSink};
 use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use std::sync::Arc;
@@ -260,7 +260,11 @@ impl AllocationEngine for NativeEngine {
         &self.columns
     }
 
-    async fn run_allocation(&self, plan: &AllocationPlan) -> Result<ResultTable, EngineError> {
+    async fn run_allocation(
+        &self,
+        plan: &AllocationPlan,
+        sink: &mut dyn ResultSink,
+    ) -> Result<(), EngineError> {
         let compiled = scan::Compiled::new(plan)?;
         let job = scan::Job {
             files: self.files.clone(),
@@ -272,11 +276,14 @@ impl AllocationEngine for NativeEngine {
         };
         self.progress.set_total_rows(self.total_rows);
         let location = self.location.display();
-        tokio::task::spawn_blocking(move || job.run(&compiled))
-            .await
-            .map_err(|e| EngineError::Execution {
-                context: format!("scanning {location}"),
-                source: Box::new(e),
-            })?
+        let (compiled, groups) = tokio::task::spawn_blocking(move || {
+            job.run(&compiled).map(|groups| (compiled, groups))
+        })
+        .await
+        .map_err(|e| EngineError::Execution {
+            context: format!("scanning {location}"),
+            source: Box::new(e),
+        })??;
+        scan::emit(&compiled, groups, sink)
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::sql::{
 };
 use crate::domain::tags::{Concept, TagSource};
 use crate::domain::{CostMetric, Dimension, UNALLOCATED};
-use crate::ports::{Cell, EngineError, Progress, ResultTable};
+use crate::ports::{Cell, EngineError, Progress, ResultSink};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use object_store::ObjectStore;
@@ -20,7 +20,9 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
+use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -362,11 +364,16 @@ impl Strings {
     }
 }
 
-/// One worker's groups.
-struct Groups {
+/// One worker's groups (or, after the merge, all of them). Each group's key is stored once, in `keys`;
+/// the index holds only group numbers and finds them by the key's hash (a map from keys to numbers
+/// would store every key twice: at millions of groups, most of the memory).
+pub struct Groups {
     strings: Strings,
-    index: FxHashMap<Box<[u32]>, u32>,
-    keys: Vec<Box<[u32]>>,
+    /// Ids per key: the plan's slots, then the allocated flag.
+    width: usize,
+    index: HashTable<u32>,
+    /// Every group's key, `width` ids each.
+    keys: Vec<u32>,
     sums: Vec<[f64; 4]>,
     line_items: Vec<u64>,
     /// `counted` presence counts per group, flat.
@@ -376,11 +383,18 @@ struct Groups {
     resources: FxHashSet<u64>,
 }
 
+fn key_hash(key: &[u32]) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl Groups {
-    fn new() -> Groups {
+    fn new(width: usize) -> Groups {
         Groups {
             strings: Strings::new(),
-            index: FxHashMap::default(),
+            width,
+            index: HashTable::new(),
             keys: Vec::new(),
             sums: Vec::new(),
             line_items: Vec::new(),
@@ -390,13 +404,28 @@ impl Groups {
         }
     }
 
+    /// The number of groups.
+    fn len(&self) -> usize {
+        self.line_items.len()
+    }
+
+    /// Group `g`'s key.
+    fn key(&self, g: usize) -> &[u32] {
+        &self.keys[g * self.width..(g + 1) * self.width]
+    }
+
     fn group(&mut self, key: &[u32], counted: usize) -> usize {
-        if let Some(&g) = self.index.get(key) {
+        let hash = key_hash(key);
+        let width = self.width;
+        let keys = &self.keys;
+        let at = |g: u32| &keys[g as usize * width..(g as usize + 1) * width];
+        if let Some(&g) = self.index.find(hash, |&g| at(g) == key) {
             return g as usize;
         }
-        let g = self.keys.len();
-        self.index.insert(key.into(), g as u32);
-        self.keys.push(key.into());
+        let g = self.len();
+        self.index
+            .insert_unique(hash, g as u32, |&g| key_hash(at(g)));
+        self.keys.extend_from_slice(key);
         self.sums.push([0.0; 4]);
         self.line_items.push(0);
         self.presence.extend(std::iter::repeat_n(0, counted));
@@ -808,7 +837,7 @@ struct Unit {
 
 impl Job {
     /// Scans every file with `self.threads` workers and merges their groups.
-    pub fn run(&self, plan: &Compiled) -> Result<ResultTable, EngineError> {
+    pub fn run(&self, plan: &Compiled) -> Result<Groups, EngineError> {
         let prepared: Vec<Prepared> = self.files.iter().map(|f| prepare(plan, f)).collect();
         let mut units = Vec::new();
         for (file, p) in prepared.iter().enumerate() {
@@ -832,7 +861,7 @@ impl Job {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut groups = Groups::new();
+                        let mut groups = Groups::new(plan.slots.len() + 1);
                         while !failed.load(Ordering::Relaxed) {
                             let at = next.fetch_add(1, Ordering::Relaxed);
                             let Some(unit) = units.get(at) else { break };
@@ -1072,9 +1101,9 @@ fn batch_columns(batch: &RecordBatch, raw: &[Option<String>]) -> Vec<Option<Arra
         .collect()
 }
 
-/// Merges the workers' groups into the allocation query's result table, rows sorted by key.
-fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
-    let mut all = Groups::new();
+/// Merges the workers' groups into one set, each worker freed as soon as it is merged.
+fn merge(plan: &Compiled, workers: Vec<Groups>) -> Groups {
+    let mut all = Groups::new(plan.slots.len() + 1);
     let counted = plan.counted.len();
     for worker in workers {
         let remap: Vec<u32> = worker
@@ -1083,10 +1112,10 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
             .iter()
             .map(|s| all.strings.intern(s))
             .collect();
-        let mut group_of = Vec::with_capacity(worker.keys.len());
-        let mut translated = vec![0u32; plan.slots.len() + 1];
-        for (g, key) in worker.keys.iter().enumerate() {
-            for (i, value) in key.iter().enumerate() {
+        let mut group_of = Vec::with_capacity(worker.len());
+        let mut translated = vec![0u32; all.width];
+        for g in 0..worker.len() {
+            for (i, value) in worker.key(g).iter().enumerate() {
                 translated[i] = match plan.slots.get(i) {
                     Some(Slot::Day) | None => *value,
                     Some(_) => remap.get(*value as usize).copied().unwrap_or(BLANK),
@@ -1110,7 +1139,21 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
             }
         }
     }
-    let groups = all.keys.len();
+    all
+}
+
+fn sink_refused(reason: String) -> EngineError {
+    EngineError::Execution {
+        context: "reading the allocation result".into(),
+        source: reason.into(),
+    }
+}
+
+/// Hands the merged groups to `sink` as the allocation query's result, rows sorted by key. Each row's
+/// cells are built as it is sent, never the whole table.
+pub fn emit(plan: &Compiled, mut all: Groups, sink: &mut dyn ResultSink) -> Result<(), EngineError> {
+    let counted = plan.counted.len();
+    let groups = all.len();
     let mut resources = vec![0u64; groups];
     let mut hashes: Vec<Vec<u64>> = vec![Vec::new(); if plan.resource_ids { groups } else { 0 }];
     let mut hash_of: FxHashMap<u32, Option<u64>> = FxHashMap::default();
@@ -1144,10 +1187,12 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
     if count_unreadable {
         columns.push(UNREADABLE_TAGS_COLUMN.into());
     }
+    let width = columns.len();
+    sink.columns(columns).map_err(sink_refused)?;
 
-    // The key index is not needed any more: freed before the result is built (at millions of groups
-    // it is a large share of the peak).
-    all.index = FxHashMap::default();
+    // The key index is not needed any more: freed before the rows are sent (at millions of groups it
+    // is a large share of the peak).
+    all.index = HashTable::new();
     all.resources = FxHashSet::default();
     // Sorted by key (a stable order for people and tests; the SQL engines return groups unordered):
     // text keys as text, days by date (NULL first), then the allocated flag. Group numbers are sorted,
@@ -1164,52 +1209,50 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> ResultTable {
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.last().cmp(&b.last()))
     };
-    let mut order: Vec<usize> = (0..groups).collect();
-    order.sort_unstable_by(|&a, &b| compare_keys(&all.keys[a], &all.keys[b]));
-    let key_cells = |g: usize| -> Vec<Cell> {
-        plan.slots
-            .iter()
-            .zip(all.keys[g].iter())
-            .map(|(slot, &value)| match slot {
-                Slot::Day => day_cell(value as i32),
-                _ => Cell::Text(all.strings.get(value).to_string()),
-            })
-            .collect()
-    };
-    let rows = order
-        .into_iter()
-        .map(|g| (key_cells(g), all.keys[g].last().copied().unwrap_or(0), g))
-        .map(|(mut row, allocated, g)| {
-            row.push(Cell::Integer(i64::from(allocated)));
-            row.extend(all.sums[g].iter().map(|v| Cell::Number(*v)));
-            if plan.resource_ids {
-                let mut set = std::mem::take(&mut hashes[g]);
-                set.sort_unstable();
-                set.dedup();
-                row.push(if set.is_empty() {
-                    Cell::Null
-                } else {
-                    Cell::Text(
-                        set.iter()
-                            .map(|h| format!("{h:016x}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    )
-                });
+    let mut order: Vec<u32> = (0..groups as u32).collect();
+    order.sort_unstable_by(|&a, &b| compare_keys(all.key(a as usize), all.key(b as usize)));
+    for g in order {
+        let g = g as usize;
+        let key = all.key(g);
+        let mut row = Vec::with_capacity(width);
+        row.extend(
+            plan.slots
+                .iter()
+                .zip(key)
+                .map(|(slot, &value)| match slot {
+                    Slot::Day => day_cell(value as i32),
+                    _ => Cell::Text(all.strings.get(value).to_string()),
+                }),
+        );
+        row.push(Cell::Integer(i64::from(key.last().copied().unwrap_or(0))));
+        row.extend(all.sums[g].iter().map(|v| Cell::Number(*v)));
+        if plan.resource_ids {
+            let mut set = std::mem::take(&mut hashes[g]);
+            set.sort_unstable();
+            set.dedup();
+            row.push(if set.is_empty() {
+                Cell::Null
             } else {
-                row.push(Cell::Integer(resources[g] as i64));
-            }
-            row.push(Cell::Integer(all.line_items[g] as i64));
-            for n in 0..counted {
-                row.push(Cell::Integer(all.presence[g * counted + n] as i64));
-            }
-            if count_unreadable {
-                row.push(Cell::Integer(all.unreadable[g] as i64));
-            }
-            row
-        })
-        .collect();
-    ResultTable { columns, rows }
+                Cell::Text(
+                    set.iter()
+                        .map(|h| format!("{h:016x}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            });
+        } else {
+            row.push(Cell::Integer(resources[g] as i64));
+        }
+        row.push(Cell::Integer(all.line_items[g] as i64));
+        for n in 0..counted {
+            row.push(Cell::Integer(all.presence[g * counted + n] as i64));
+        }
+        if count_unreadable {
+            row.push(Cell::Integer(all.unreadable[g] as i64));
+        }
+        sink.row(row).map_err(sink_refused)?;
+    }
+    Ok(())
 }
 
 /// A day number as the SQL engines print a DATE; NULL for none.

@@ -161,7 +161,8 @@ pub fn write_json(
         out.write_all(b"\n  \"rows\": [")?;
         let empty = rows.is_empty();
         for (n, row) in rows.into_iter().enumerate() {
-            let printed = serde_json::to_string_pretty(&json_row(&allocation.group_by, row, metric))?;
+            let printed =
+                serde_json::to_string_pretty(&json_row(&allocation.group_by, row, metric))?;
             out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
             out.write_all(printed.replace('\n', "\n    ").as_bytes())?;
         }
@@ -279,7 +280,11 @@ mod tests {
             resource_ids: None,
             line_items: 3,
         };
-        for rows in [vec![], vec![row("a", 1.0)], vec![row("a", 1.0), row("__unallocated__", 2.5)]] {
+        for rows in [
+            vec![],
+            vec![row("a", 1.0)],
+            vec![row("a", 1.0), row("__unallocated__", 2.5)],
+        ] {
             let allocation = Allocation {
                 flavour: Flavour::Cur2,
                 window: None,

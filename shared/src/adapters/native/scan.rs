@@ -15,12 +15,12 @@ use crate::domain::{CostMetric, Dimension, UNALLOCATED};
 use crate::ports::{Cell, EngineError, Progress, ResultSink};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use hashbrown::HashTable;
 use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
-use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -364,6 +364,24 @@ impl Strings {
     }
 }
 
+/// Costs are added as whole numbers of 10⁻¹² currency units: exactly, so a sum does not depend on the
+/// order its line items were added in. Float sums do (in their last bits), and the threads share row
+/// groups out in whatever order they get to them: the same files gave figures that differed from run
+/// to run, now and then by a cent once rounded. A line item is at most ±1e15
+/// ([`MAX_COST_MAGNITUDE`]), 10²⁷ units, so an i128 sum holds 1.7·10¹¹ such line items, more than any
+/// scan reads; amounts below 10⁻¹² are rounded to it.
+const UNITS_PER_CURRENCY: f64 = 1e12;
+
+/// A cost in units (the nearest one).
+fn units(cost: f64) -> i128 {
+    (cost * UNITS_PER_CURRENCY).round() as i128
+}
+
+/// A sum of units as a cost.
+fn amount(units: i128) -> f64 {
+    units as f64 / UNITS_PER_CURRENCY
+}
+
 /// One worker's groups (or, after the merge, all of them). Each group's key is stored once, in `keys`;
 /// the index holds only group numbers and finds them by the key's hash (a map from keys to numbers
 /// would store every key twice: at millions of groups, most of the memory).
@@ -374,7 +392,8 @@ pub struct Groups {
     index: HashTable<u32>,
     /// Every group's key, `width` ids each.
     keys: Vec<u32>,
-    sums: Vec<[f64; 4]>,
+    /// The four metrics' sums, in [`Units`].
+    sums: Vec<[i128; 4]>,
     line_items: Vec<u64>,
     /// `counted` presence counts per group, flat.
     presence: Vec<u64>,
@@ -426,7 +445,7 @@ impl Groups {
         self.index
             .insert_unique(hash, g as u32, |&g| key_hash(at(g)));
         self.keys.extend_from_slice(key);
-        self.sums.push([0.0; 4]);
+        self.sums.push([0; 4]);
         self.line_items.push(0);
         self.presence.extend(std::iter::repeat_n(0, counted));
         self.unreadable.push(0);
@@ -610,7 +629,7 @@ impl Groups {
             let g = self.group(&key, counted);
             let sums = &mut self.sums[g];
             for (sum, metric) in sums.iter_mut().zip(&metrics) {
-                *sum += metric[row];
+                *sum += units(metric[row]);
             }
             self.line_items[g] += 1;
             for (n, &s) in plan.counted.iter().enumerate() {
@@ -1151,7 +1170,11 @@ fn sink_refused(reason: String) -> EngineError {
 
 /// Hands the merged groups to `sink` as the allocation query's result, rows sorted by key. Each row's
 /// cells are built as it is sent, never the whole table.
-pub fn emit(plan: &Compiled, mut all: Groups, sink: &mut dyn ResultSink) -> Result<(), EngineError> {
+pub fn emit(
+    plan: &Compiled,
+    mut all: Groups,
+    sink: &mut dyn ResultSink,
+) -> Result<(), EngineError> {
     let counted = plan.counted.len();
     let groups = all.len();
     let mut resources = vec![0u64; groups];
@@ -1215,17 +1238,12 @@ pub fn emit(plan: &Compiled, mut all: Groups, sink: &mut dyn ResultSink) -> Resu
         let g = g as usize;
         let key = all.key(g);
         let mut row = Vec::with_capacity(width);
-        row.extend(
-            plan.slots
-                .iter()
-                .zip(key)
-                .map(|(slot, &value)| match slot {
-                    Slot::Day => day_cell(value as i32),
-                    _ => Cell::Text(all.strings.get(value).to_string()),
-                }),
-        );
+        row.extend(plan.slots.iter().zip(key).map(|(slot, &value)| match slot {
+            Slot::Day => day_cell(value as i32),
+            _ => Cell::Text(all.strings.get(value).to_string()),
+        }));
         row.push(Cell::Integer(i64::from(key.last().copied().unwrap_or(0))));
-        row.extend(all.sums[g].iter().map(|v| Cell::Number(*v)));
+        row.extend(all.sums[g].iter().map(|v| Cell::Number(amount(*v))));
         if plan.resource_ids {
             let mut set = std::mem::take(&mut hashes[g]);
             set.sort_unstable();
@@ -1268,6 +1286,23 @@ fn day_cell(day: i32) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_sums_do_not_depend_on_the_order_of_their_terms() {
+        let terms = [0.1, 0.2, 0.3, -0.7, 2e-12];
+        let forward = terms.iter().map(|&t| units(t)).sum::<i128>();
+        let backward = terms.iter().rev().map(|&t| units(t)).sum::<i128>();
+        assert_eq!(forward, backward);
+        assert_eq!(amount(forward), -0.099_999_999_998);
+        // As floats the same terms give two different sums.
+        let float = |it: &mut dyn Iterator<Item = &f64>| it.fold(0.0, |a, b| a + b);
+        assert_ne!(
+            float(&mut terms.iter()).to_bits(),
+            float(&mut terms.iter().rev()).to_bits()
+        );
+        assert_eq!(amount(units(6.89)), 6.89);
+        assert_eq!(amount(units(-1e15)), -1e15);
+    }
 
     #[test]
     fn days_print_as_dates_and_no_day_as_null() {

@@ -174,13 +174,7 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
     if !rules.is_empty() || !filters.is_empty() {
         // Allocated at the grain the rules and filters need, shared, filtered, then regrouped: merged
         // rows count a resource once.
-        let mut grain = rules.grain(&aggregate);
-        for (dimension, _) in &filters {
-            if !grain.contains(dimension) {
-                grain.push(*dimension);
-            }
-        }
-        request.group_by = grain;
+        request.group_by = rules.grain_with_filters(&aggregate, filters.iter().map(|(d, _)| *d));
         request.resource_ids |= request.group_by.len() > aggregate.len();
         request.resources = rules.resource_ids();
     }

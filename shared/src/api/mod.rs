@@ -329,18 +329,13 @@ async fn allocation<S: SnapshotReader>(
     let sharing = !rules.is_empty();
     // With sharing, each set is answered at the grain the rules need and filtered after sharing, so
     // that a group's figures do not depend on which other groups a filter shows.
-    let mut grain = if sharing {
-        rules.grain(&query.aggregate)
+    let grain = if sharing {
+        rules.grain_with_filters(&query.aggregate, query.filters.iter().map(|(d, _)| *d))
     } else {
         query.aggregate.clone()
     };
     let mut dimensions = query.aggregate.clone();
-    for (d, _) in &query.filters {
-        dimensions.push(*d);
-        if sharing && !grain.contains(d) {
-            grain.push(*d);
-        }
-    }
+    dimensions.extend(query.filters.iter().map(|(d, _)| *d));
     dimensions.extend(grain.iter().copied());
     if let Some(refused) = uncomputed_labels(&pointers, &settings.labels, &dimensions, query) {
         return Ok(refused);

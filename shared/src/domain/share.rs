@@ -285,6 +285,23 @@ impl ShareRules {
         grain
     }
 
+    /// [`ShareRules::grain`], then each `filtered` dimension not already there: the grain an answer is
+    /// allocated (or read) at when it is shared and filtered afterwards, so that a group's figures do
+    /// not depend on which other groups a filter shows. The API and `kubecur allocate` both use it.
+    pub fn grain_with_filters(
+        &self,
+        aggregate: &[Dimension],
+        filtered: impl IntoIterator<Item = Dimension>,
+    ) -> Vec<Dimension> {
+        let mut grain = self.grain(aggregate);
+        for d in filtered {
+            if !grain.contains(&d) {
+                grain.push(d);
+            }
+        }
+        grain
+    }
+
     /// Applies the rules to `allocation`, whose keys must hold [`ShareRules::grain`]; `metric` weighs
     /// `weighted` splits. The rows keep the allocation's keys (regroup afterwards). Fails only when
     /// a fixed amount must be pro-rated and the allocation has no window, or the keys lack a
@@ -1073,6 +1090,18 @@ mod tests {
         assert_eq!(
             rules.grain(&[Dimension::Namespace]),
             vec![Dimension::Namespace, Dimension::Service]
+        );
+        // Filtered dimensions come last, each once.
+        assert_eq!(
+            rules.grain_with_filters(
+                &[Dimension::Namespace],
+                [Dimension::Service, Dimension::Account, Dimension::Account]
+            ),
+            vec![Dimension::Namespace, Dimension::Service, Dimension::Account]
+        );
+        assert_eq!(
+            ShareRules::default().grain_with_filters(&[Dimension::Pod], [Dimension::Namespace]),
+            vec![Dimension::Pod, Dimension::Namespace]
         );
         let shared = rules
             .apply(&estate(), CostMetric::ListCost)

@@ -353,12 +353,7 @@ impl SnapshotInfo {
 
     /// The extra keys the full level's groups carry after its dimensions (see [`SnapshotGroup`]).
     pub fn extras(&self) -> Vec<Dimension> {
-        self.labels
-            .iter()
-            .copied()
-            .map(Dimension::Label)
-            .chain((!self.resources.is_empty()).then_some(Dimension::Resource))
-            .collect()
+        extras(self.labels.iter().copied(), !self.resources.is_empty())
     }
 
     pub fn expected_groups(&self, level: Level) -> u64 {
@@ -461,7 +456,6 @@ pub fn split_by_period(
     Ok(out)
 }
 
-/// Builds every level's groups from a full-grain allocation (grouped by [`Dimension::ALL`], day included).
 /// The labels among `dimensions`, in order.
 pub fn labels_of(dimensions: &[Dimension]) -> Vec<Label> {
     dimensions.iter().filter_map(|d| d.label()).collect()
@@ -470,17 +464,22 @@ pub fn labels_of(dimensions: &[Dimension]) -> Vec<Label> {
 /// The extra keys among `dimensions` (beyond [`Dimension::ALL`]): the labels in order, then the
 /// resource. A snapshot's full level is keyed by them after its fixed dimensions.
 pub fn extras_of(dimensions: &[Dimension]) -> Vec<Dimension> {
-    labels_of(dimensions)
+    extras(
+        labels_of(dimensions),
+        dimensions.contains(&Dimension::Resource),
+    )
+}
+
+/// The one order of the extra keys: the labels, then the resource when there is one.
+fn extras(labels: impl IntoIterator<Item = Label>, resource: bool) -> Vec<Dimension> {
+    labels
         .into_iter()
         .map(Dimension::Label)
-        .chain(
-            dimensions
-                .contains(&Dimension::Resource)
-                .then_some(Dimension::Resource),
-        )
+        .chain(resource.then_some(Dimension::Resource))
         .collect()
 }
 
+/// Builds every level's groups from a full-grain allocation (grouped by [`Dimension::ALL`], day included).
 pub fn build_snapshot(full: &Allocation) -> Result<Vec<SnapshotGroup>, DomainError> {
     let mut builder = SnapshotBuilder::new(&full.group_by)?;
     for row in &full.rows {

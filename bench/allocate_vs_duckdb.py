@@ -36,7 +36,7 @@ def kubecur_binary():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
     path = os.path.join(target, "release", "kubecur")
     if not os.path.exists(path):
-        sys.exit(f"{path} not found: run `cargo build --release -p kubecur` first (CARGO_TARGET_DIR={target})")
+        sys.exit(f"{path} not found: run `scripts/test` or `cargo build --release -p kubecur` first (CARGO_TARGET_DIR={target})")
     return path
 
 

@@ -370,16 +370,24 @@ impl Strings {
 /// to run, now and then by a cent once rounded. A line item is at most ±1e15
 /// ([`MAX_COST_MAGNITUDE`]), 10²⁷ units, so an i128 sum holds 1.7·10¹¹ such line items, more than any
 /// scan reads; amounts below 10⁻¹² are rounded to it.
-const UNITS_PER_CURRENCY: f64 = 1e12;
+const UNITS_PER_CURRENCY: i128 = 1_000_000_000_000;
 
-/// A cost in units (the nearest one).
+/// A cost in units (the nearest one; a tie, half a unit, away from zero). The whole currency units and
+/// the fraction are converted apart: the whole cost times 10¹² is past 2^53 from about 9,000 up, where
+/// a float product would lose the cost's last digits. Casts, no `round`/`trunc` (library calls on the
+/// x86-64 baseline; this runs four times per line item).
 fn units(cost: f64) -> i128 {
-    (cost * UNITS_PER_CURRENCY).round() as i128
+    let whole = cost as i64;
+    let fraction = (cost - whole as f64) * UNITS_PER_CURRENCY as f64;
+    let fraction = (fraction + 0.5_f64.copysign(fraction)) as i64;
+    i128::from(whole) * UNITS_PER_CURRENCY + i128::from(fraction)
 }
 
 /// A sum of units as a cost.
 fn amount(units: i128) -> f64 {
-    units as f64 / UNITS_PER_CURRENCY
+    let whole = units / UNITS_PER_CURRENCY;
+    let fraction = units % UNITS_PER_CURRENCY;
+    whole as f64 + fraction as f64 / UNITS_PER_CURRENCY as f64
 }
 
 /// One worker's groups (or, after the merge, all of them). Each group's key is stored once, in `keys`;
@@ -1302,6 +1310,13 @@ mod tests {
         );
         assert_eq!(amount(units(6.89)), 6.89);
         assert_eq!(amount(units(-1e15)), -1e15);
+        for cost in [1e7 + 0.25, 123_456.789_012, -98_765.43, 0.000_000_000_1] {
+            assert_eq!(amount(units(cost)), cost, "{cost}");
+        }
+        assert_eq!(
+            (units(0.5e-12), units(-0.5e-12), units(0.4e-12)),
+            (1, -1, 0)
+        );
     }
 
     #[test]

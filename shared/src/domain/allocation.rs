@@ -212,39 +212,67 @@ impl Allocation {
     /// ties by key. A resource with tagged and untagged line items counts once when the rows carry their
     /// resource sets; `kubecur allocate` asks for them whenever such merging can happen.
     pub fn display_rows(&self, metric: CostMetric) -> Vec<AllocationRow> {
-        self.clone().into_display_rows(metric)
+        let (order, starts) = runs_of_equal_keys(&self.rows);
+        let mut rows: Vec<AllocationRow> = starts
+            .windows(2)
+            .map(|run| {
+                let keys = self.rows[order[run[0]]].keys.clone();
+                merge_run(keys, order[run[0]..run[1]].iter().map(|&at| &self.rows[at]))
+            })
+            .collect();
+        sort_for_display(&mut rows, metric);
+        rows
     }
 
     /// [`Allocation::display_rows`], consuming the allocation: each merged row takes its keys from the
     /// first row of its run instead of a copy (at millions of rows the keys are most of the memory).
     pub fn into_display_rows(self, metric: CostMetric) -> Vec<AllocationRow> {
-        // Rows with equal keys side by side (a stable sort keeps their order, hence the sums'), then
-        // one merge per run of equal keys. Positions are sorted, not the rows (a stable sort's buffer).
-        let mut merged = self.rows;
-        let mut order: Vec<usize> = (0..merged.len()).collect();
-        order.sort_by(|&a, &b| merged[a].keys.cmp(&merged[b].keys));
-        let mut starts: Vec<usize> = (0..order.len())
-            .filter(|&i| i == 0 || merged[order[i - 1]].keys != merged[order[i]].keys)
-            .collect();
-        starts.push(order.len());
+        let mut all = self.rows;
+        let (order, starts) = runs_of_equal_keys(&all);
         let mut rows: Vec<AllocationRow> = Vec::with_capacity(starts.len().saturating_sub(1));
         for run in starts.windows(2) {
-            let keys = std::mem::take(&mut merged[order[run[0]]].keys);
-            let mut merge = RowMerge::new(keys, false);
-            for &at in &order[run[0]..run[1]] {
-                merge.row.allocated |= merged[at].allocated;
-                merge.add(&merged[at]);
-            }
-            rows.push(merge.finish());
+            let keys = std::mem::take(&mut all[order[run[0]]].keys);
+            rows.push(merge_run(
+                keys,
+                order[run[0]..run[1]].iter().map(|&at| &all[at]),
+            ));
         }
-        drop(merged);
-        // Keys are unique now, so the order is total and an unstable sort gives the same rows.
-        rows.sort_unstable_by(|a, b| {
-            b.costs
-                .get(metric)
-                .total_cmp(&a.costs.get(metric))
-                .then_with(|| a.keys.cmp(&b.keys))
-        });
+        drop(all);
+        sort_for_display(&mut rows, metric);
         rows
     }
+}
+
+/// The rows' positions sorted by key (a stable sort: rows with equal keys keep their order, hence the
+/// sums'), and where each run of equal keys starts in that order, then its end. Positions are sorted,
+/// not the rows (a stable sort's buffer).
+fn runs_of_equal_keys(rows: &[AllocationRow]) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| rows[a].keys.cmp(&rows[b].keys));
+    let mut starts: Vec<usize> = (0..order.len())
+        .filter(|&i| i == 0 || rows[order[i - 1]].keys != rows[order[i]].keys)
+        .collect();
+    starts.push(order.len());
+    (order, starts)
+}
+
+/// One display row from a run of rows with equal `keys` (the allocated flag: any of theirs).
+fn merge_run<'a>(keys: Vec<String>, run: impl Iterator<Item = &'a AllocationRow>) -> AllocationRow {
+    let mut merge = RowMerge::new(keys, false);
+    for row in run {
+        merge.row.allocated |= row.allocated;
+        merge.add(row);
+    }
+    merge.finish()
+}
+
+/// Largest `metric` first, ties by key. Display keys are unique, so the order is total and an
+/// unstable sort gives the same rows.
+fn sort_for_display(rows: &mut [AllocationRow], metric: CostMetric) {
+    rows.sort_unstable_by(|a, b| {
+        b.costs
+            .get(metric)
+            .total_cmp(&a.costs.get(metric))
+            .then_with(|| a.keys.cmp(&b.keys))
+    });
 }

@@ -276,14 +276,18 @@ impl AllocationEngine for NativeEngine {
         };
         self.progress.set_total_rows(self.total_rows);
         let location = self.location.display();
-        let (compiled, groups) = tokio::task::spawn_blocking(move || {
-            job.run(&compiled).map(|groups| (compiled, groups))
+        // The scan, the merge and the sort on a blocking thread; building and sending the rows here,
+        // where the sink is.
+        let (compiled, sorted) = tokio::task::spawn_blocking(move || {
+            let groups = job.run(&compiled)?;
+            let sorted = scan::sort(&compiled, groups);
+            Ok::<_, EngineError>((compiled, sorted))
         })
         .await
         .map_err(|e| EngineError::Execution {
             context: format!("scanning {location}"),
             source: Box::new(e),
         })??;
-        scan::emit(&compiled, groups, sink)
+        scan::emit(&compiled, sorted, sink)
     }
 }

@@ -1,5 +1,6 @@
 //! The scan: a plan compiled to column positions, worker threads over files and Parquet row groups,
-//! per-batch grouping on string ids, and the merge into the allocation query's result table.
+//! per-batch grouping on string ids, the merge and sort, and the allocation query's result rows sent
+//! to a sink one at a time.
 
 use super::columns::{days, lookup_tags, nonblank, numbers, text_map, BadCell, Numbers, NO_DAY};
 use super::{local_path, Encoding, NativeFile};
@@ -400,7 +401,7 @@ pub struct Groups {
     index: HashTable<u32>,
     /// Every group's key, `width` ids each.
     keys: Vec<u32>,
-    /// The four metrics' sums, in [`Units`].
+    /// The four metrics' sums, in units of [`UNITS_PER_CURRENCY`] (see [`units`]).
     sums: Vec<[i128; 4]>,
     line_items: Vec<u64>,
     /// `counted` presence counts per group, flat.
@@ -1176,14 +1177,21 @@ fn sink_refused(reason: String) -> EngineError {
     }
 }
 
-/// Hands the merged groups to `sink` as the allocation query's result, rows sorted by key. Each row's
-/// cells are built as it is sent, never the whole table.
-pub fn emit(
-    plan: &Compiled,
-    mut all: Groups,
-    sink: &mut dyn ResultSink,
-) -> Result<(), EngineError> {
-    let counted = plan.counted.len();
+/// The merged groups in the order they are sent: by key (a stable order for people and tests; the SQL
+/// engines return groups unordered), text keys as text, days by date (NULL first), then the allocated
+/// flag. Built on the scan's blocking thread; [`emit`] then only builds and sends rows.
+pub struct Sorted {
+    all: Groups,
+    order: Vec<u32>,
+    /// Distinct resources per group.
+    resources: Vec<u64>,
+    /// Per group, its resources' hashes (when the plan asks for them).
+    hashes: Vec<Vec<u64>>,
+}
+
+/// Counts each group's resources, frees what sending does not need (the key index and the resource
+/// pairs: at millions of groups a large share of the peak) and sorts the group numbers.
+pub fn sort(plan: &Compiled, mut all: Groups) -> Sorted {
     let groups = all.len();
     let mut resources = vec![0u64; groups];
     let mut hashes: Vec<Vec<u64>> = vec![Vec::new(); if plan.resource_ids { groups } else { 0 }];
@@ -1200,7 +1208,40 @@ pub fn emit(
             }
         }
     }
+    all.index = HashTable::new();
+    all.resources = FxHashSet::default();
+    let compare_keys = |a: &[u32], b: &[u32]| {
+        plan.slots
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(slot, (&x, &y))| match slot {
+                Slot::Day => (x as i32).cmp(&(y as i32)),
+                _ => all.strings.get(x).cmp(all.strings.get(y)),
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.last().cmp(&b.last()))
+    };
+    let mut order: Vec<u32> = (0..groups as u32).collect();
+    order.sort_unstable_by(|&a, &b| compare_keys(all.key(a as usize), all.key(b as usize)));
+    Sorted {
+        all,
+        order,
+        resources,
+        hashes,
+    }
+}
 
+/// Hands the sorted groups to `sink` as the allocation query's result. Each row's cells are built as
+/// it is sent, never the whole table.
+pub fn emit(plan: &Compiled, sorted: Sorted, sink: &mut dyn ResultSink) -> Result<(), EngineError> {
+    let Sorted {
+        all,
+        order,
+        resources,
+        mut hashes,
+    } = sorted;
+    let counted = plan.counted.len();
     let mut columns: Vec<String> = plan.group_by.iter().map(|d| d.sql_alias()).collect();
     columns.push(ALLOCATED_COLUMN.into());
     columns.extend(CostMetric::ALL.iter().map(|m| m.sql_alias().to_string()));
@@ -1220,28 +1261,6 @@ pub fn emit(
     }
     let width = columns.len();
     sink.columns(columns).map_err(sink_refused)?;
-
-    // The key index is not needed any more: freed before the rows are sent (at millions of groups it
-    // is a large share of the peak).
-    all.index = HashTable::new();
-    all.resources = FxHashSet::default();
-    // Sorted by key (a stable order for people and tests; the SQL engines return groups unordered):
-    // text keys as text, days by date (NULL first), then the allocated flag. Group numbers are sorted,
-    // so no row is built before its place is known.
-    let compare_keys = |a: &[u32], b: &[u32]| {
-        plan.slots
-            .iter()
-            .zip(a.iter().zip(b))
-            .map(|(slot, (&x, &y))| match slot {
-                Slot::Day => (x as i32).cmp(&(y as i32)),
-                _ => all.strings.get(x).cmp(all.strings.get(y)),
-            })
-            .find(|order| order.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.last().cmp(&b.last()))
-    };
-    let mut order: Vec<u32> = (0..groups as u32).collect();
-    order.sort_unstable_by(|&a, &b| compare_keys(all.key(a as usize), all.key(b as usize)));
     for g in order {
         let g = g as usize;
         let key = all.key(g);

@@ -81,11 +81,10 @@ impl AllocationSink {
 
     /// The allocation of every row read, with the warnings of what was read.
     pub fn finish(self) -> Result<Allocation, EngineError> {
-        let reader = match self.reader {
-            Some(reader) => reader,
-            // No header at all: an engine bug, named.
-            None => AllocationReader::new(&self.plan, &[])?,
-        };
+        let reader = self.reader.ok_or_else(|| EngineError::Execution {
+            context: "reading the allocation result".into(),
+            source: "the result had no header row".into(),
+        })?;
         let mut allocation = reader.finish();
         allocation.rows = self.rows;
         Ok(allocation)

@@ -151,47 +151,25 @@ pub fn write_json(
         "shared": sources.unwrap_or_default().iter().map(|s| shared_json(s, metric)).collect::<Vec<_>>(),
         "warnings": allocation.warnings.iter().map(|w| serde_json::json!({"warning": w, "message": w.to_string()})).collect::<Vec<_>>(),
     });
-    // The document is printed as serde_json prints it whole (keys sorted, two-space indents), but its
-    // rows are written one at a time where the empty `rows` stands: no tree of every row is built.
-    let text = serde_json::to_string_pretty(&sorted(document))?;
+    // The document is printed as serde_json prints it whole (two-space indents), but its rows are
+    // written one at a time where the empty `rows` stands: no tree of every row is built.
+    let text = serde_json::to_string_pretty(&document)?;
     let marker = "\n  \"rows\": []";
-    let (head, tail) = text.split_at(text.find(marker).unwrap_or(text.len()));
+    let at = text.find(marker).ok_or_else(|| {
+        io::Error::other("the JSON document has no top-level \"rows\" to write the rows into")
+    })?;
+    let (head, tail) = (&text[..at], &text[at + marker.len()..]);
     out.write_all(head.as_bytes())?;
-    if let Some(tail) = tail.strip_prefix(marker) {
-        out.write_all(b"\n  \"rows\": [")?;
-        let empty = rows.is_empty();
-        for (n, row) in rows.into_iter().enumerate() {
-            let printed =
-                serde_json::to_string_pretty(&sorted(json_row(&allocation.group_by, row, metric)))?;
-            out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
-            out.write_all(printed.replace('\n', "\n    ").as_bytes())?;
-        }
-        out.write_all(if empty { b"]" } else { b"\n  ]" })?;
-        out.write_all(tail.as_bytes())?;
+    out.write_all(b"\n  \"rows\": [")?;
+    let empty = rows.is_empty();
+    for (n, row) in rows.into_iter().enumerate() {
+        let printed = serde_json::to_string_pretty(&json_row(&allocation.group_by, row, metric))?;
+        out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
+        out.write_all(printed.replace('\n', "\n    ").as_bytes())?;
     }
+    out.write_all(if empty { b"]" } else { b"\n  ]" })?;
+    out.write_all(tail.as_bytes())?;
     writeln!(out)
-}
-
-/// `value` with every object's keys in alphabetical order, whatever serde_json's features: a build that
-/// links the AWS SDK turns on `preserve_order` (objects keep insertion order), one without it sorts.
-/// Inserting the keys sorted gives the same output in both.
-fn sorted(value: serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Object(object) => {
-            let mut entries: Vec<(String, serde_json::Value)> = object.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (key, sorted(value)))
-                    .collect(),
-            )
-        }
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(sorted).collect())
-        }
-        other => other,
-    }
 }
 
 /// One display row as a JSON object: its name, each key under its dimension's name, the four metrics,
@@ -327,7 +305,7 @@ mod tests {
             });
             let mut out = Vec::new();
             write_json(&mut out, allocation, None, metric).expect("written");
-            let expected = serde_json::to_string_pretty(&sorted(whole)).expect("printed") + "\n";
+            let expected = serde_json::to_string_pretty(&whole).expect("printed") + "\n";
             let keys: Vec<&str> = expected
                 .lines()
                 .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
@@ -336,14 +314,14 @@ mod tests {
             assert_eq!(
                 keys,
                 [
-                    "aggregate",
                     "flavour",
+                    "window",
+                    "aggregate",
                     "metric",
                     "rows",
-                    "shared",
                     "summary",
-                    "warnings",
-                    "window"
+                    "shared",
+                    "warnings"
                 ]
             );
             assert_eq!(String::from_utf8_lossy(&out), expected);

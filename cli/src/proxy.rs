@@ -7,6 +7,7 @@
 //! and, for the signature, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html), or
 //! with `Authorization: Bearer $KUBECUR_API_TOKEN` for an API behind the JWT authorizer.
 
+use crate::serve::Answer;
 use crate::CliError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
@@ -26,14 +27,6 @@ pub enum Auth {
     },
     /// A JWT for the JWT authorizer.
     Bearer(String),
-}
-
-/// What the deployed API answered.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub content_type: String,
-    pub body: Vec<u8>,
 }
 
 pub struct Proxy {

@@ -1,14 +1,8 @@
 //! `kubecur serve --api URL` in a build without the feature `aws` (`--no-default-features`): the
 //! proxy's interface with no way to make one, so `--api` stops at start with the rebuild to run.
 
+use crate::serve::Answer;
 use crate::CliError;
-
-/// What the deployed API answered (as in the real proxy).
-pub struct Answer {
-    pub status: u16,
-    pub content_type: String,
-    pub body: Vec<u8>,
-}
 
 /// No value of this type exists: `connect` always refuses.
 pub enum Proxy {}

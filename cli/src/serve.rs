@@ -81,6 +81,14 @@ fn respond(request: tiny_http::Request, response: ApiResponse) {
     }
 }
 
+/// What the deployed API answered to a forwarded request (`serve --api`).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
 /// What answers the API routes: the CUR allocated in memory, or a deployed API behind the proxy (with
 /// the `Host` values this server answers to).
 enum Backend {

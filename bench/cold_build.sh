@@ -58,7 +58,11 @@ printf '%-66s %5d s\n' "B. all of .ci/run's compiling" $((SECONDS - ci_started))
 echo
 echo "crates compiled (code generated, not only checked) more than once in B1-B3 (name: times):"
 grep -E '^\s+Compiling' "$log" | awk '{print $2}' | sort | uniq -c | awk '$1 > 1 {printf "  %s: %d\n", $2, $1}' | sort
-echo "(clippy checks dependencies without generating code: \"Checking\" lines; build scripts and proc macros compile once)"
+echo "(clippy checks dependencies without generating code, but compiles build scripts: a crate with one shows"
+echo " a Compiling line in B1 for it and another in B3 for its library)"
+echo "crates with more than one library build in B's release directory (two versions, a host copy for build"
+echo "scripts and proc macros, or two feature sets), rlibs per crate name:"
+ls "$CARGO_TARGET_DIR"/release/deps/*.rlib | sed -E 's|.*/lib(.*)-[0-9a-f]{16}\.rlib|\1|' | sort | uniq -c | awk '$1 > 1 {printf "  %s: %d\n", $2, $1}'
 if $lambdas; then
     echo "compiled again by B4 in the lambda profile: $(grep -cE '^\s+Compiling' "$lambda_log" || true) crates, the largest:"
     grep -E '^\s+Compiling (aws-sdk|parquet|aws-lc|ring|hyper|tokio |reqwest)' "$lambda_log" | awk '{print "  " $2}' | sort -u

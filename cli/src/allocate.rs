@@ -5,16 +5,19 @@ use crate::output;
 use crate::progress::TerminalProgress;
 use crate::CliError;
 use kubecur_shared::adapters::native::NativeEngine;
+use kubecur_shared::adapters::spill::DiskRuns;
 use kubecur_shared::domain::label::parse_label_values;
 use kubecur_shared::domain::plan::AccountId;
+use kubecur_shared::domain::share::SharedSource;
 use kubecur_shared::domain::share::{parse_amount, ShareParameters, ShareRules, Split};
 use kubecur_shared::domain::sql::render_allocation;
 use kubecur_shared::domain::window::BillingPeriod;
+use kubecur_shared::domain::Allocation;
 use kubecur_shared::domain::{
     AllocationPlan, AllocationRequest, CostMetric, Dimension, TableRef, TagMapping, UsageWindow,
 };
 use kubecur_shared::ports::{AllocationEngine, Progress};
-use kubecur_shared::service;
+use kubecur_shared::service::{self, DisplayAllocation};
 use std::sync::Arc;
 
 /// Turns the arguments into a request; every mistake is reported before any file is read.
@@ -182,8 +185,14 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
         return show_sql(&args, dialect, &request).await;
     }
     let progress = Arc::new(TerminalProgress::new());
+    // Without sharing or filters the allocation is displayed as it is made, never held whole: the
+    // engine's passes hold at most --max-groups groups, and display rows past a quarter of that wait
+    // sorted in temporary files.
+    let streamed = rules.is_empty() && filters.is_empty();
     let result = async {
-        let engine = NativeEngine::open(&args.cur, request.window, progress.clone()).await?;
+        let engine = NativeEngine::open(&args.cur, request.window, progress.clone())
+            .await?
+            .with_group_limit(args.max_groups);
         let discovery = engine.discovery();
         progress.phase(&format!(
             "allocating {} files ({:.0} MiB) of {}",
@@ -191,25 +200,22 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
             discovery.total_bytes() as f64 / (1024.0 * 1024.0),
             engine.flavour()
         ));
-        service::allocate(&engine, &request).await
+        if streamed {
+            let store = Box::new(DiskRuns::new(None));
+            let run_rows = (args.max_groups / 4).max(1);
+            let display =
+                service::allocate_for_display(&engine, &request, metric, store, run_rows).await?;
+            Ok::<_, CliError>((display, None))
+        } else {
+            let allocation = service::allocate(&engine, &request).await?;
+            shared_and_filtered(allocation, &rules, &filters, &aggregate, metric)
+        }
     }
     .await;
     progress.finish();
-    let mut allocation = result?;
-    let mut sources = None;
-    if !rules.is_empty() {
-        let shared = rules.apply_for(&allocation, &aggregate, metric)?;
-        allocation = shared.allocation;
-        sources = Some(shared.sources);
-    }
-    allocation.retain_values(&filters);
-    if allocation.group_by != aggregate {
-        allocation = allocation
-            .regroup(&aggregate)
-            .ok_or_else(|| CliError::Failed("the allocation lost the requested keys".into()))?;
-    }
+    let (allocation, sources) = result?;
     let sources = sources.as_deref();
-    for warning in &allocation.warnings {
+    for warning in &allocation.about.warnings {
         eprintln!("warning: {warning}");
     }
     let stdout = std::io::stdout();
@@ -220,4 +226,30 @@ pub async fn run(args: AllocateArgs) -> Result<(), CliError> {
         Format::Csv => output::write_csv(&mut out, allocation, sources, metric),
     };
     written.map_err(|e| CliError::Failed(format!("cannot write the output: {e}")))
+}
+
+/// Shares, filters and regroups an allocation held whole, then orders it for display.
+fn shared_and_filtered(
+    mut allocation: Allocation,
+    rules: &ShareRules,
+    filters: &[(Dimension, Vec<String>)],
+    aggregate: &[Dimension],
+    metric: CostMetric,
+) -> Result<(DisplayAllocation, Option<Vec<SharedSource>>), CliError> {
+    let mut sources = None;
+    if !rules.is_empty() {
+        let shared = rules.apply_for(&allocation, aggregate, metric)?;
+        allocation = shared.allocation;
+        sources = Some(shared.sources);
+    }
+    allocation.retain_values(filters);
+    if allocation.group_by != aggregate {
+        allocation = allocation
+            .regroup(aggregate)
+            .ok_or_else(|| CliError::Failed("the allocation lost the requested keys".into()))?;
+    }
+    Ok((
+        DisplayAllocation::from_allocation(allocation, metric),
+        sources,
+    ))
 }

@@ -3,6 +3,7 @@
 use kubecur_shared::api::{csv_field, group_name, shared_json};
 use kubecur_shared::domain::share::SharedSource;
 use kubecur_shared::domain::{Allocation, CostMetric, Summary};
+use kubecur_shared::service::DisplayAllocation;
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
@@ -55,16 +56,25 @@ pub fn summary_line(allocation: &Allocation, summary: &Summary) -> String {
 }
 
 /// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines).
+/// A display row that could not be read back (a temporary file): an output error.
+fn unread(error: kubecur_shared::ports::EngineError) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+/// The table's column widths need every row: it is built whole (CSV and JSON are written row by row).
 pub fn write_table(
     out: &mut impl Write,
-    allocation: Allocation,
+    display: DisplayAllocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let total = allocation.totals().get(metric);
-    let summary = allocation.summary(metric);
-    let about = allocation.clone_without_rows();
-    let rows = allocation.into_display_rows(metric);
+    let total = display.totals().get(metric);
+    let summary = display.summary(metric);
+    let about = display.about.clone_without_rows();
+    let rows = display
+        .rows()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unread)?;
     let allocation = &about;
     let mut header: Vec<String> = allocation
         .group_by
@@ -133,13 +143,13 @@ pub fn write_table(
 
 pub fn write_json(
     out: &mut impl Write,
-    allocation: Allocation,
+    display: DisplayAllocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let summary = allocation.summary(metric);
-    let about = allocation.clone_without_rows();
-    let rows = allocation.into_display_rows(metric);
+    let summary = display.summary(metric);
+    let about = display.about.clone_without_rows();
+    let rows = display.rows();
     let allocation = &about;
     let document = serde_json::json!({
         "flavour": allocation.flavour,
@@ -161,8 +171,10 @@ pub fn write_json(
     let (head, tail) = (&text[..at], &text[at + marker.len()..]);
     out.write_all(head.as_bytes())?;
     out.write_all(b"\n  \"rows\": [")?;
-    let empty = rows.is_empty();
-    for (n, row) in rows.into_iter().enumerate() {
+    let mut empty = true;
+    for (n, row) in rows.enumerate() {
+        let row = row.map_err(unread)?;
+        empty = false;
         let printed = serde_json::to_string_pretty(&json_row(&allocation.group_by, row, metric))?;
         out.write_all(if n == 0 { b"\n    " } else { b",\n    " })?;
         out.write_all(printed.replace('\n', "\n    ").as_bytes())?;
@@ -196,11 +208,12 @@ fn json_row(
 /// With `sources` (sharing), a `sharedCost` column after the metric's.
 pub fn write_csv(
     out: &mut impl Write,
-    allocation: Allocation,
+    display: DisplayAllocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let mut header: Vec<String> = allocation
+    let mut header: Vec<String> = display
+        .about
         .group_by
         .iter()
         .map(|d| d.name().to_string())
@@ -210,7 +223,8 @@ pub fn write_csv(
         header.push("sharedCost".into());
     }
     writeln!(out, "{}", header.join(","))?;
-    for row in allocation.into_display_rows(metric) {
+    for row in display.rows() {
+        let row = row.map_err(unread)?;
         let mut cells: Vec<String> = row.keys.iter().map(|k| csv_field(k)).collect();
         cells.push(row.costs.get(metric).to_string());
         if sources.is_some() {
@@ -260,7 +274,9 @@ mod tests {
             warnings: vec![],
         };
         let mut out = Vec::new();
-        write_csv(&mut out, allocation, None, CostMetric::AmortizedNetCost).expect("written");
+        let metric = CostMetric::AmortizedNetCost;
+        let display = DisplayAllocation::from_allocation(allocation, metric);
+        write_csv(&mut out, display, None, metric).expect("written");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "namespace,amortizedNetCost\n'=1+2,3\n'@x,1\n'-team,-2.5\n"
@@ -304,7 +320,8 @@ mod tests {
                 "warnings": [],
             });
             let mut out = Vec::new();
-            write_json(&mut out, allocation, None, metric).expect("written");
+            let display = DisplayAllocation::from_allocation(allocation, metric);
+            write_json(&mut out, display, None, metric).expect("written");
             let expected = serde_json::to_string_pretty(&whole).expect("printed") + "\n";
             let keys: Vec<&str> = expected
                 .lines()

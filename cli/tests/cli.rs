@@ -1045,3 +1045,57 @@ fn without_the_aws_feature_the_aws_commands_name_the_build_that_has_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--name-prefix must not be empty"));
 }
+
+/// Issue 12 (scale): `--max-groups` bounds the groups held at a time; an allocation with more is made
+/// in passes and sorted through temporary files. The output must not change: CSV and JSON byte for
+/// byte (the summary's sums are added in another order, so JSON is compared without them), and
+/// a nonsense limit is refused.
+#[test]
+fn max_groups_changes_memory_not_the_answer() {
+    let full_grain = "day,cluster,namespace,deployment,pod,daemonset,container,service,account";
+    let run = |format: &str, extra: &[&str]| {
+        let cur = legacy();
+        let mut args = vec![
+            "allocate",
+            "--cur",
+            &cur,
+            "--aggregate",
+            full_grain,
+            "--format",
+            format,
+        ];
+        args.extend_from_slice(extra);
+        let out = kubecur(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (whole, _) = run("csv", &[]);
+    let rows = whole.lines().count() - 1;
+    assert!(rows > 500, "many groups: {rows}");
+    let (parts, stderr) = run("csv", &["--max-groups", "40"]);
+    assert!(
+        parts == whole,
+        "the CSV changed with --max-groups 40 (stderr: {stderr})"
+    );
+    let json = |text: &str| {
+        let mut value: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        let summary = value["summary"].take();
+        (value, summary)
+    };
+    let (whole, whole_summary) = json(&run("json", &[]).0);
+    let (parts, parts_summary) = json(&run("json", &["--max-groups", "100"]).0);
+    assert_eq!(parts, whole);
+    for field in ["lineItems", "rows", "warnings", "metric"] {
+        assert_eq!(parts_summary[field], whole_summary[field], "{field}");
+    }
+    let total = |s: &serde_json::Value| s["total"].as_f64().expect("a total");
+    assert!((total(&parts_summary) - total(&whole_summary)).abs() < 1e-6);
+
+    let out = kubecur(&["allocate", "--cur", &legacy(), "--max-groups", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--max-groups"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,6 +1,8 @@
 //! The allocation use case: plan against the engine's columns, run the plan once, read the result.
 
-use crate::domain::allocation::{Allocation, AllocationRow, CostVector};
+use crate::domain::allocation::{
+    display_order, sort_for_display, Allocation, AllocationRow, CostVector, KeyRuns, Summary, Tally,
+};
 use crate::domain::plan::Warning;
 use crate::domain::plan::{AllocationPlan, Presence};
 use crate::domain::resources::ResourceSet;
@@ -9,7 +11,10 @@ use crate::domain::sql::{
     TAG_SOURCE_COLUMN_PREFIX, UNREADABLE_TAGS_COLUMN,
 };
 use crate::domain::{AllocationRequest, CostMetric, UNALLOCATED};
-use crate::ports::{AllocationEngine, Cell, EngineError, ResultSink, ResultTable};
+use crate::ports::{
+    AllocationEngine, Cell, EngineError, ResultSink, ResultTable, RunRows, RunStore,
+};
+use std::collections::BinaryHeap;
 
 /// Allocates `request` with `engine`: plans against its columns, runs the plan once, reads the result.
 ///
@@ -30,6 +35,228 @@ pub async fn allocate<E: AllocationEngine>(
         "Allocation query finished."
     );
     Ok(allocation)
+}
+
+/// Allocates `request` with `engine` for display by `metric`, holding a bounded number of rows: the
+/// engine's rows (which must come in key order, as the local engine's do, within each part it marks
+/// complete) are merged into display rows as they arrive, sorted in runs of `run_rows` and, past one
+/// run, kept in `store` and merged back in display order as they are read. The summary is kept as rows
+/// pass. The answer is [`Allocation::into_display_rows`]'s, row for row.
+pub async fn allocate_for_display<E: AllocationEngine>(
+    engine: &E,
+    request: &AllocationRequest,
+    metric: CostMetric,
+    store: Box<dyn RunStore>,
+    run_rows: usize,
+) -> Result<DisplayAllocation, EngineError> {
+    let plan = AllocationPlan::new(engine.columns(), request)?;
+    let mut sink = DisplaySink {
+        rows: AllocationSink::new(&plan),
+        tally: Tally::default(),
+        runs: KeyRuns::default(),
+        buffer: Vec::new(),
+        run_rows: run_rows.max(1),
+        metric,
+        store,
+        spilled: false,
+    };
+    engine.run_allocation(&plan, &mut sink).await?;
+    sink.finish()
+}
+
+/// An allocation as display rows in display order, with its summary: made whole in memory
+/// ([`DisplayAllocation::from_allocation`]) or merged from sorted runs ([`allocate_for_display`]).
+pub struct DisplayAllocation {
+    /// Flavour, window, grouping and warnings (no rows).
+    pub about: Allocation,
+    tally: Tally,
+    rows: RunRows,
+}
+
+impl DisplayAllocation {
+    /// An allocation held whole, for display by `metric`.
+    pub fn from_allocation(allocation: Allocation, metric: CostMetric) -> DisplayAllocation {
+        let mut tally = Tally::default();
+        for row in &allocation.rows {
+            tally.add(row);
+        }
+        let about = allocation.clone_without_rows();
+        let rows = allocation.into_display_rows(metric);
+        DisplayAllocation {
+            about,
+            tally,
+            rows: Box::new(rows.into_iter().map(Ok)),
+        }
+    }
+
+    /// The summary line's numbers for `metric`.
+    pub fn summary(&self, metric: CostMetric) -> Summary {
+        self.tally.summary(metric, self.about.warnings.len())
+    }
+
+    /// The sum of every row.
+    pub fn totals(&self) -> CostVector {
+        self.tally.totals()
+    }
+
+    /// The display rows, in display order (a failure to read a run back is an error in its place).
+    pub fn rows(self) -> RunRows {
+        self.rows
+    }
+}
+
+/// The sink of [`allocate_for_display`].
+struct DisplaySink {
+    rows: AllocationSink,
+    tally: Tally,
+    runs: KeyRuns,
+    /// Display rows not yet in a run.
+    buffer: Vec<AllocationRow>,
+    run_rows: usize,
+    metric: CostMetric,
+    store: Box<dyn RunStore>,
+    /// Whether a run was written to the store.
+    spilled: bool,
+}
+
+impl DisplaySink {
+    fn display(&mut self, row: AllocationRow) -> Result<(), EngineError> {
+        self.buffer.push(row);
+        if self.buffer.len() >= self.run_rows {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> Result<(), EngineError> {
+        sort_for_display(&mut self.buffer, self.metric);
+        self.store.write_run(&self.buffer)?;
+        self.buffer.clear();
+        self.spilled = true;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<DisplayAllocation, EngineError> {
+        if let Some(row) = self.runs.flush() {
+            self.display(row)?;
+        }
+        let rows: RunRows = if self.spilled {
+            if !self.buffer.is_empty() {
+                self.spill()?;
+            }
+            Box::new(MergedRuns::new(self.store.read_runs()?, self.metric)?)
+        } else {
+            sort_for_display(&mut self.buffer, self.metric);
+            Box::new(std::mem::take(&mut self.buffer).into_iter().map(Ok))
+        };
+        Ok(DisplayAllocation {
+            about: self.rows.finish()?,
+            tally: self.tally,
+            rows,
+        })
+    }
+}
+
+impl ResultSink for DisplaySink {
+    fn columns(&mut self, columns: Vec<String>) -> Result<(), String> {
+        self.rows.columns(columns)
+    }
+
+    fn row(&mut self, cells: Vec<Cell>) -> Result<(), String> {
+        let row = self.rows.read(&cells).map_err(|e| e.to_string())?;
+        self.tally.add(&row);
+        if let Some(done) = self.runs.push(row)? {
+            self.display(done).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn keys_complete(&mut self) -> Result<(), String> {
+        match self.runs.flush() {
+            Some(row) => self.display(row).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Sorted runs merged into one sequence in display order (a heap of each run's next row).
+struct MergedRuns {
+    runs: Vec<RunRows>,
+    heap: BinaryHeap<Head>,
+    metric: CostMetric,
+    failed: bool,
+}
+
+/// A run's next row, ordered so the heap's top is the row displayed first.
+struct Head {
+    row: AllocationRow,
+    run: usize,
+    metric: CostMetric,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Head) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Head) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Head) -> std::cmp::Ordering {
+        display_order(&other.row, &self.row, self.metric)
+    }
+}
+
+impl MergedRuns {
+    fn new(mut runs: Vec<RunRows>, metric: CostMetric) -> Result<MergedRuns, EngineError> {
+        let mut heap = BinaryHeap::with_capacity(runs.len());
+        for (run, rows) in runs.iter_mut().enumerate() {
+            if let Some(row) = rows.next() {
+                heap.push(Head {
+                    row: row?,
+                    run,
+                    metric,
+                });
+            }
+        }
+        Ok(MergedRuns {
+            runs,
+            heap,
+            metric,
+            failed: false,
+        })
+    }
+}
+
+impl Iterator for MergedRuns {
+    type Item = Result<AllocationRow, EngineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let Head { row, run, .. } = self.heap.pop()?;
+        match self.runs[run].next() {
+            Some(Ok(next)) => self.heap.push(Head {
+                row: next,
+                run,
+                metric: self.metric,
+            }),
+            Some(Err(e)) => {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            None => {}
+        }
+        Some(Ok(row))
+    }
 }
 
 /// Turns the allocation query's result into an [`Allocation`], row by row (as
@@ -71,12 +298,19 @@ impl AllocationSink {
 
     /// One row of cells, as wide as the header.
     pub fn add(&mut self, cells: &[Cell]) -> Result<(), EngineError> {
+        let row = self.read(cells)?;
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// One row of cells read into an allocation row (counted for the warnings) and handed back, not
+    /// kept.
+    pub fn read(&mut self, cells: &[Cell]) -> Result<AllocationRow, EngineError> {
         let reader = self.reader.as_mut().ok_or_else(|| EngineError::Execution {
             context: "reading the allocation result".into(),
             source: "a row came before the header".into(),
         })?;
-        self.rows.push(reader.read(cells)?);
-        Ok(())
+        reader.read(cells)
     }
 
     /// The allocation of every row read, with the warnings of what was read.

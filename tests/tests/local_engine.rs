@@ -1037,3 +1037,189 @@ async fn twenty_thousand_copies_of_one_header_are_all_kept() {
         allocation.rows
     );
 }
+
+/// Progress that keeps the phases it is told.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<String>>);
+
+impl kubecur_shared::ports::Progress for Phases {
+    fn phase(&self, message: &str) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push(message.to_string());
+    }
+}
+
+type FullRow = (Vec<String>, bool, [u64; 4], u64, u64, Option<String>);
+
+/// Every row with its figures' bits, in key order.
+fn full_rows(allocation: &Allocation) -> Vec<FullRow> {
+    let mut rows: Vec<FullRow> = allocation
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.keys.clone(),
+                r.allocated,
+                r.costs.0.map(f64::to_bits),
+                r.line_items,
+                r.resources,
+                r.resource_ids.as_ref().map(|set| format!("{set:?}")),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    rows
+}
+
+/// Issue 12 (scale): with more groups than a pass may hold, the engine reads the files in passes, each
+/// for the groups of a range of key hashes. Every group must come out once, whole: the same rows, to
+/// the bit, as one pass, whatever the limit, the threads, the flavour and the encoding.
+#[tokio::test]
+async fn more_groups_than_a_pass_holds_are_allocated_in_passes_with_the_same_rows() {
+    let request = AllocationRequest {
+        window: None,
+        resource_ids: true,
+        ..AllocationRequest::default()
+    };
+    for output in [
+        SampleOutput::LegacyParquet,
+        SampleOutput::Cur2Parquet,
+        SampleOutput::FocusCsv,
+    ] {
+        let path = sample().path(output);
+        let whole = service::allocate(&open(&path).await.expect("opens"), &request)
+            .await
+            .expect("allocates");
+        let expected = full_rows(&whole);
+        assert!(expected.len() > 100, "{output:?}: many groups");
+        let n = expected.len();
+        for (limit, threads) in [((n / 40).max(2), 1), (n / 7, 4), (n / 3, 3)] {
+            let phases = Arc::new(Phases::default());
+            let engine = NativeEngine::open(&path.display().to_string(), None, phases.clone())
+                .await
+                .expect("opens")
+                .with_threads(threads)
+                .with_group_limit(limit);
+            let parts = service::allocate(&engine, &request)
+                .await
+                .expect("allocates");
+            let passes = phases
+                .0
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .filter(|p| p.starts_with("pass "))
+                .count();
+            assert!(
+                passes >= 1,
+                "{output:?} limit {limit}: more than one pass for {} groups",
+                expected.len()
+            );
+            assert_eq!(
+                full_rows(&parts),
+                expected,
+                "{output:?}, at most {limit} groups a pass, {threads} threads"
+            );
+            assert_eq!(parts.warnings, whole.warnings, "{output:?} limit {limit}");
+        }
+    }
+}
+
+/// The display path (`kubecur allocate` without sharing): rows merged as they arrive, sorted in runs
+/// kept in temporary files and merged back, give the display rows of the allocation held whole, in
+/// the same order, and the same summary.
+#[tokio::test]
+async fn display_rows_from_passes_and_runs_on_disk_are_those_of_the_whole_allocation() {
+    use kubecur_shared::adapters::spill::DiskRuns;
+    use kubecur_shared::service::DisplayAllocation;
+    for (output, group_by) in [
+        (SampleOutput::LegacyParquet, Vec::new()),
+        (
+            SampleOutput::FocusCsv,
+            vec![Dimension::Service, Dimension::Deployment],
+        ),
+        (SampleOutput::Cur2Parquet, vec![Dimension::Day]),
+    ] {
+        let path = sample().path(output);
+        let request = AllocationRequest {
+            window: None,
+            resource_ids: !group_by.is_empty() && !group_by.contains(&Dimension::Namespace),
+            group_by,
+            ..AllocationRequest::default()
+        };
+        let metric = CostMetric::NetCost;
+        let whole = service::allocate(&open(&path).await.expect("opens"), &request)
+            .await
+            .expect("allocates");
+        let summary = whole.summary(metric);
+        let expected = whole.display_rows(metric);
+        let n = whole.rows.len();
+        for (limit, run_rows) in [
+            (usize::MAX, usize::MAX),
+            ((n / 25).max(2), 2),
+            (n / 4, 1),
+            (n / 2, 17),
+        ] {
+            let engine = open(&path).await.expect("opens").with_group_limit(limit);
+            let display = service::allocate_for_display(
+                &engine,
+                &request,
+                metric,
+                Box::new(DiskRuns::new(None)),
+                run_rows,
+            )
+            .await
+            .expect("allocates");
+            let got_summary = display.summary(metric);
+            assert_eq!(
+                display.about.warnings, whole.warnings,
+                "{output:?} {limit}/{run_rows}"
+            );
+            let rows: Vec<_> = display
+                .rows()
+                .collect::<Result<_, _>>()
+                .expect("runs read back");
+            assert_eq!(rows.len(), expected.len(), "{output:?} {limit}/{run_rows}");
+            for (got, want) in rows.iter().zip(&expected) {
+                assert_eq!(
+                    (&got.keys, got.allocated, got.costs.0.map(f64::to_bits)),
+                    (&want.keys, want.allocated, want.costs.0.map(f64::to_bits)),
+                    "{output:?} {limit}/{run_rows}"
+                );
+                assert_eq!(
+                    (got.resources, got.line_items),
+                    (want.resources, want.line_items),
+                    "{output:?} {:?}",
+                    got.keys
+                );
+            }
+            assert_eq!(
+                (
+                    got_summary.rows,
+                    got_summary.line_items,
+                    got_summary.warnings
+                ),
+                (summary.rows, summary.line_items, summary.warnings),
+                "{output:?} {limit}/{run_rows}"
+            );
+            assert_close(
+                &format!("{output:?} total"),
+                got_summary.total,
+                summary.total,
+            );
+            assert_close(
+                &format!("{output:?} allocated"),
+                got_summary.allocated,
+                summary.allocated,
+            );
+            if limit == usize::MAX {
+                assert_eq!(got_summary, summary, "one pass: the same sums to the bit");
+            }
+        }
+        // Held whole, the display allocation is the same as well.
+        let held = DisplayAllocation::from_allocation(whole, metric);
+        assert_eq!(held.summary(metric), summary);
+    }
+}

@@ -6,6 +6,7 @@ use super::metric::CostMetric;
 use super::plan::Warning;
 use super::resources::{ResourceSet, ResourceUnion};
 use super::window::UsageWindow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// The four metrics of one row, in [`CostMetric::ALL`] order.
@@ -154,18 +155,11 @@ impl Allocation {
 
     /// The summary line's numbers for `metric`.
     pub fn summary(&self, metric: CostMetric) -> Summary {
-        let total = self.totals().get(metric);
-        let allocated = self.allocated_totals().get(metric);
-        Summary {
-            metric,
-            total,
-            allocated,
-            unallocated: self.unallocated_totals().get(metric),
-            allocated_share: (total.abs() > f64::EPSILON).then(|| allocated / total),
-            line_items: self.rows.iter().map(|r| r.line_items).sum(),
-            rows: self.rows.len(),
-            warnings: self.warnings.len(),
+        let mut tally = Tally::default();
+        for row in &self.rows {
+            tally.add(row);
         }
+        tally.summary(metric, self.warnings.len())
     }
 
     /// Keeps the rows whose value of each filtered dimension is one of its listed values (any of a
@@ -268,11 +262,170 @@ fn merge_run<'a>(keys: Vec<String>, run: impl Iterator<Item = &'a AllocationRow>
 
 /// Largest `metric` first, ties by key. Display keys are unique, so the order is total and an
 /// unstable sort gives the same rows.
-fn sort_for_display(rows: &mut [AllocationRow], metric: CostMetric) {
-    rows.sort_unstable_by(|a, b| {
-        b.costs
-            .get(metric)
-            .total_cmp(&a.costs.get(metric))
-            .then_with(|| a.keys.cmp(&b.keys))
-    });
+pub fn sort_for_display(rows: &mut [AllocationRow], metric: CostMetric) {
+    rows.sort_unstable_by(|a, b| display_order(a, b, metric));
+}
+
+/// The display order of two display rows: largest `metric` first, ties by key.
+pub fn display_order(a: &AllocationRow, b: &AllocationRow, metric: CostMetric) -> Ordering {
+    b.costs
+        .get(metric)
+        .total_cmp(&a.costs.get(metric))
+        .then_with(|| a.keys.cmp(&b.keys))
+}
+
+/// The summary's sums, kept as an allocation's rows pass (each added in the order given, so a tally of
+/// an allocation's rows in order is its [`Allocation::summary`] to the bit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    totals: CostVector,
+    allocated: CostVector,
+    unallocated: CostVector,
+    line_items: u64,
+    rows: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, row: &AllocationRow) {
+        self.totals.add(&row.costs);
+        if row.allocated {
+            self.allocated.add(&row.costs);
+        } else {
+            self.unallocated.add(&row.costs);
+        }
+        self.line_items += row.line_items;
+        self.rows += 1;
+    }
+
+    /// The sum of every row added.
+    pub fn totals(&self) -> CostVector {
+        self.totals
+    }
+
+    /// The summary line's numbers for `metric`, with the allocation's number of warnings.
+    pub fn summary(&self, metric: CostMetric, warnings: usize) -> Summary {
+        let total = self.totals.get(metric);
+        let allocated = self.allocated.get(metric);
+        Summary {
+            metric,
+            total,
+            allocated,
+            unallocated: self.unallocated.get(metric),
+            allocated_share: (total.abs() > f64::EPSILON).then(|| allocated / total),
+            line_items: self.line_items,
+            rows: self.rows,
+            warnings,
+        }
+    }
+}
+
+/// Display rows made from allocation rows that arrive in key order (the local engine's): a run of rows
+/// with equal keys is merged as [`Allocation::display_rows`] merges it, as soon as the keys change.
+#[derive(Debug, Default)]
+pub struct KeyRuns {
+    run: Vec<AllocationRow>,
+}
+
+impl KeyRuns {
+    /// Adds a row; returns the display row of the run it ends, if any. Errors when the keys go back
+    /// (rows out of key order would be merged wrongly: they are refused, not shown).
+    pub fn push(&mut self, row: AllocationRow) -> Result<Option<AllocationRow>, String> {
+        let ended = match self.run.last() {
+            Some(last) if last.keys == row.keys => false,
+            Some(last) if last.keys > row.keys => {
+                return Err(format!(
+                    "rows are not in key order ({:?} after {:?})",
+                    row.keys, last.keys
+                ))
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let done = if ended { self.flush() } else { None };
+        self.run.push(row);
+        Ok(done)
+    }
+
+    /// The display row of the last run, if any: every row of its keys has arrived.
+    pub fn flush(&mut self) -> Option<AllocationRow> {
+        let mut run = std::mem::take(&mut self.run);
+        let first = run.first_mut()?;
+        let keys = std::mem::take(&mut first.keys);
+        Some(merge_run(keys, run.iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(keys: &[&str], allocated: bool, cost: f64) -> AllocationRow {
+        AllocationRow {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            allocated,
+            costs: CostVector([cost; 4]),
+            shared: CostVector::default(),
+            resources: 1,
+            resource_ids: None,
+            line_items: 2,
+        }
+    }
+
+    #[test]
+    fn key_runs_merge_rows_of_equal_keys_as_display_rows_do() {
+        let rows = vec![
+            row(&["a", "x"], false, 1.0),
+            row(&["a", "x"], true, 2.0),
+            row(&["a", "y"], true, 4.0),
+            row(&["b", ""], false, 8.0),
+        ];
+        let mut runs = KeyRuns::default();
+        let mut got = Vec::new();
+        for r in rows.clone() {
+            got.extend(runs.push(r).expect("in key order"));
+        }
+        got.extend(runs.flush());
+        assert!(runs.flush().is_none(), "nothing left after a flush");
+        let whole = Allocation {
+            flavour: super::super::flavour::Flavour::Cur2,
+            window: None,
+            group_by: vec![],
+            rows,
+            warnings: vec![],
+        };
+        let mut expected = whole.display_rows(CostMetric::NetCost);
+        expected.sort_by(|a, b| a.keys.cmp(&b.keys));
+        assert_eq!(got, expected);
+        assert_eq!(got[0].costs.0[0], 3.0);
+        assert!(got[0].allocated, "any row of the run allocated");
+    }
+
+    #[test]
+    fn key_runs_refuse_rows_out_of_key_order() {
+        let mut runs = KeyRuns::default();
+        assert!(runs.push(row(&["b"], true, 1.0)).expect("first").is_none());
+        let err = runs.push(row(&["a"], true, 1.0)).expect_err("back");
+        assert!(err.contains("not in key order"), "{err}");
+        // After a flush (the end of a part) keys may start over.
+        runs.flush();
+        assert!(runs.push(row(&["a"], true, 1.0)).is_ok());
+    }
+
+    #[test]
+    fn a_tally_of_the_rows_is_the_summary() {
+        let rows = vec![row(&["a"], true, 0.1), row(&["b"], false, 0.2)];
+        let mut tally = Tally::default();
+        rows.iter().for_each(|r| tally.add(r));
+        let whole = Allocation {
+            flavour: super::super::flavour::Flavour::Cur2,
+            window: None,
+            group_by: vec![],
+            rows,
+            warnings: vec![],
+        };
+        let summary = tally.summary(CostMetric::ListCost, 0);
+        assert_eq!(summary, whole.summary(CostMetric::ListCost));
+        assert_eq!((summary.rows, summary.line_items), (2, 4));
+        assert_eq!(summary.unallocated, 0.2);
+    }
 }

@@ -62,6 +62,12 @@ pub trait ResultSink: Send {
     fn columns(&mut self, columns: Vec<String>) -> Result<(), String>;
     /// One row, as wide as the header.
     fn row(&mut self, row: Vec<Cell>) -> Result<(), String>;
+    /// Every group of the keys sent so far has been sent: later rows have other keys. An engine
+    /// that answers in several parts (each complete for its keys) says so after each; a sink may
+    /// then finish what it holds of them.
+    fn keys_complete(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps the whole table (small results and tests).
@@ -78,6 +84,20 @@ impl ResultSink for TableSink {
         self.0.rows.push(row);
         Ok(())
     }
+}
+
+/// Rows read back from a [`RunStore`], in the order written.
+pub type RunRows =
+    Box<dyn Iterator<Item = Result<crate::domain::AllocationRow, EngineError>> + Send>;
+
+/// Where sorted runs of display rows wait when there are more than memory should hold (files on disk;
+/// a vector in tests). A row is kept with its keys, flag, costs, shared part, resource count and line
+/// items (not its resource set: display rows are merged already).
+pub trait RunStore: Send {
+    /// Keeps `rows`, in their order, as the next run.
+    fn write_run(&mut self, rows: &[crate::domain::AllocationRow]) -> Result<(), EngineError>;
+    /// Every run written, each read back in its order.
+    fn read_runs(&mut self) -> Result<Vec<RunRows>, EngineError>;
 }
 
 /// Why an engine could not answer. Grouped by who is at fault.
@@ -111,8 +131,10 @@ pub enum EngineError {
 pub trait AllocationEngine {
     /// The table's real column names (canonical: legacy CSV headers already mapped to Athena names).
     fn columns(&self) -> &ColumnSet;
-    /// Scans the table once and hands the plan's groups to `sink`: the header, then one row per group.
-    /// A refusal by the sink stops the run with an error naming its reason.
+    /// Scans the table and hands the plan's groups to `sink`: the header, then one row per group. An
+    /// engine that holds the groups in parts (passes over the table when they are too many for memory)
+    /// calls [`ResultSink::keys_complete`] after each part. A refusal by the sink stops the run with
+    /// an error naming its reason.
     fn run_allocation(
         &self,
         plan: &crate::domain::AllocationPlan,

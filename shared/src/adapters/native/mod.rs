@@ -74,7 +74,13 @@ pub struct NativeEngine {
     /// Line items in all files, when every file's footer says (Parquet); for the progress bar.
     total_rows: Option<u64>,
     threads: usize,
+    /// Groups one pass may hold ([`NativeEngine::with_group_limit`]).
+    group_limit: usize,
 }
+
+/// Groups a pass holds by default: at about 250 bytes each in the engine (key, sums, counts, index),
+/// well under a gigabyte.
+pub const DEFAULT_GROUP_LIMIT: usize = 2_000_000;
 
 impl NativeEngine {
     /// Opens the CUR at `location` (`s3://bucket/prefix` or a local path): lists its data files, reads
@@ -125,6 +131,7 @@ impl NativeEngine {
             progress,
             total_rows,
             threads,
+            group_limit: DEFAULT_GROUP_LIMIT,
         })
     }
 
@@ -141,6 +148,14 @@ impl NativeEngine {
     /// Where the files are.
     pub fn location(&self) -> String {
         self.location.display()
+    }
+
+    /// Holds at most about `groups` groups at a time (at least 1). An allocation with more groups
+    /// than that is made in several passes over the files, each for the groups of a range of key
+    /// hashes: memory stays bounded, time grows with the passes.
+    pub fn with_group_limit(mut self, groups: usize) -> NativeEngine {
+        self.group_limit = groups.max(1);
+        self
     }
 
     /// Scans with `threads` workers (at least one) instead of one per core.
@@ -265,29 +280,60 @@ impl AllocationEngine for NativeEngine {
         plan: &AllocationPlan,
         sink: &mut dyn ResultSink,
     ) -> Result<(), EngineError> {
-        let compiled = scan::Compiled::new(plan)?;
-        let job = scan::Job {
+        let compiled = Arc::new(scan::Compiled::new(plan)?);
+        let job = Arc::new(scan::Job {
             files: self.files.clone(),
             store: self.store.clone(),
             local: matches!(self.location, CurLocation::Local(_)),
             progress: self.progress.clone(),
             threads: self.threads,
             runtime: tokio::runtime::Handle::current(),
-        };
-        self.progress.set_total_rows(self.total_rows);
+            group_limit: self.group_limit,
+        });
         let location = self.location.display();
-        // The scan, the merge and the sort on a blocking thread; building and sending the rows here,
-        // where the sink is.
-        let (compiled, sorted) = tokio::task::spawn_blocking(move || {
-            let groups = job.run(&compiled)?;
-            let sorted = scan::sort(&compiled, groups);
-            Ok::<_, EngineError>((compiled, sorted))
-        })
-        .await
-        .map_err(|e| EngineError::Execution {
-            context: format!("scanning {location}"),
-            source: Box::new(e),
-        })??;
-        scan::emit(&compiled, sorted, sink)
+        sink.columns(scan::columns(&compiled))
+            .map_err(scan::sink_refused)?;
+        // Passes over the files, each for the groups whose key hash is in a range: one pass when
+        // every group fits in memory; otherwise each pass holds about `group_limit` groups, and
+        // its groups are complete (sent, then freed) before the next pass reads the files again.
+        let (mut lo, mut hi, mut pass) = (0u64, scan::HASH_END, 1usize);
+        loop {
+            if pass > 1 {
+                self.progress.phase(&format!(
+                    "pass {pass}: groups with key hashes from {:.1} % (a pass holds at most {} groups)",
+                    lo as f64 / scan::HASH_END as f64 * 100.0,
+                    self.group_limit
+                ));
+            }
+            self.progress.set_total_rows(self.total_rows);
+            // The scan, the merge and the sort on a blocking thread; building and sending the rows
+            // here, where the sink is.
+            let (job_, compiled_) = (job.clone(), compiled.clone());
+            let (sorted, done_to, groups) = tokio::task::spawn_blocking(move || {
+                let (groups, done_to) = job_.run(&compiled_, lo, hi)?;
+                let count = groups.len();
+                Ok::<_, EngineError>((scan::sort(&compiled_, groups), done_to, count))
+            })
+            .await
+            .map_err(|e| EngineError::Execution {
+                context: format!("scanning {location}"),
+                source: Box::new(e),
+            })??;
+            scan::emit(&compiled, sorted, sink)?;
+            sink.keys_complete().map_err(scan::sink_refused)?;
+            if done_to >= scan::HASH_END {
+                return Ok(());
+            }
+            // The next range: as wide as held about 70 % of the limit at this pass's density.
+            let width = done_to - lo;
+            let wanted = if groups == 0 {
+                scan::HASH_END - done_to
+            } else {
+                (width as f64 * (self.group_limit as f64 * 0.7 / groups as f64)) as u64
+            };
+            lo = done_to;
+            hi = lo.saturating_add(wanted.max(1)).min(scan::HASH_END);
+            pass += 1;
+        }
     }
 }

@@ -333,10 +333,12 @@ impl Place<'_> {
     }
 }
 
-/// Strings seen by one worker, by id: 0 is `""`, 1 is [`UNALLOCATED`].
+/// Strings seen by one worker, by id: 0 is `""`, 1 is [`UNALLOCATED`]. Each with a hash of its text
+/// (the same in every worker: the key hashes that share groups out to passes are made of them).
 struct Strings {
     ids: FxHashMap<Box<str>, u32>,
     list: Vec<Box<str>>,
+    hashes: Vec<u64>,
 }
 
 impl Strings {
@@ -344,6 +346,7 @@ impl Strings {
         let mut strings = Strings {
             ids: FxHashMap::default(),
             list: Vec::new(),
+            hashes: Vec::new(),
         };
         strings.intern("");
         strings.intern(UNALLOCATED);
@@ -357,6 +360,9 @@ impl Strings {
         let id = self.list.len() as u32;
         self.list.push(text.into());
         self.ids.insert(text.into(), id);
+        let mut hasher = rustc_hash::FxHasher::default();
+        text.hash(&mut hasher);
+        self.hashes.push(mix(hasher.finish()));
         id
     }
 
@@ -409,6 +415,51 @@ pub struct Groups {
     unreadable: Vec<u64>,
     /// `(group << 32) | resource string id`.
     resources: FxHashSet<u64>,
+    /// The pass this worker scans for (`None` for the merged groups).
+    pass: Option<Arc<Pass>>,
+    /// The key hashes kept: `[lo, hi)` ([`display_hash`]); every row when the range is whole.
+    lo: u64,
+    hi: u64,
+}
+
+/// Key hashes are 63 bits: a pass keeps the groups whose hash is in `[lo, hi)`, `hi` at most this.
+pub const HASH_END: u64 = 1 << 63;
+
+/// One pass over the files: the key hashes it keeps, `[lo, hi)`. `hi` only comes down: when the
+/// workers' groups pass `limit`, the worker that sees it lowers `hi` so about half of its groups stay,
+/// and every worker drops the groups above it at its next batch (their rows are read again by a
+/// later pass). Every row of a display key is in the same pass, since the hash is the key's.
+pub struct Pass {
+    pub lo: u64,
+    pub hi: AtomicU64,
+    /// Groups one worker may hold.
+    pub limit: usize,
+}
+
+/// A 64-bit finaliser (MurmurHash3's `fmix64`): spreads the bits of a hash, so that ranges of hashes
+/// share groups out evenly.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The hash of a group's display key (its slots, not the allocated flag), from its strings' text and
+/// its day: the same in every worker and run, below [`HASH_END`].
+fn display_hash(slots: &[Slot], hashes: &[u64], key: &[u32]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for (slot, &value) in slots.iter().zip(key) {
+        let part = match slot {
+            Slot::Day => mix(u64::from(value) ^ 0x1357_9bdf_2468_ace0),
+            _ => hashes.get(value as usize).copied().unwrap_or(0),
+        };
+        h = (h ^ part)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    mix(h) >> 1
 }
 
 fn key_hash(key: &[u32]) -> u64 {
@@ -429,11 +480,82 @@ impl Groups {
             presence: Vec::new(),
             unreadable: Vec::new(),
             resources: FxHashSet::default(),
+            pass: None,
+            lo: 0,
+            hi: HASH_END,
         }
     }
 
+    /// A worker's groups for `pass`.
+    fn for_pass(width: usize, pass: &Arc<Pass>) -> Groups {
+        let mut groups = Groups::new(width);
+        groups.lo = pass.lo;
+        groups.hi = pass.hi.load(Ordering::Relaxed);
+        groups.pass = Some(pass.clone());
+        groups
+    }
+
+    /// Whether rows must be checked against the pass's range.
+    fn filtering(&self) -> bool {
+        self.lo > 0 || self.hi < HASH_END
+    }
+
+    /// After a batch: past the pass's limit, lowers the pass's `hi` to keep about half of this
+    /// worker's groups; then drops the groups above the pass's `hi` when it came down.
+    fn keep_to_pass(&mut self, plan: &Compiled) {
+        let Some(pass) = self.pass.clone() else {
+            return;
+        };
+        if self.len() > pass.limit {
+            let mut hashes: Vec<u64> = (0..self.len())
+                .map(|g| display_hash(&plan.slots, &self.strings.hashes, self.key(g)))
+                .collect();
+            let keep = (pass.limit / 2).max(1);
+            let (_, &mut bound, _) = hashes.select_nth_unstable(keep);
+            pass.hi.fetch_min(bound.max(self.lo + 1), Ordering::Relaxed);
+        }
+        let hi = pass.hi.load(Ordering::Relaxed);
+        if hi < self.hi {
+            self.hi = hi;
+            self.compact(plan);
+        }
+    }
+
+    /// Keeps only the groups whose key hash is in `[lo, hi)`.
+    fn compact(&mut self, plan: &Compiled) {
+        let counted = plan.counted.len();
+        let mut kept = Groups::new(self.width);
+        kept.lo = self.lo;
+        kept.hi = self.hi;
+        kept.pass = self.pass.take();
+        let mut moved = vec![u32::MAX; self.len()];
+        for (g, to) in moved.iter_mut().enumerate() {
+            let key = self.key(g);
+            let hash = display_hash(&plan.slots, &self.strings.hashes, key);
+            if hash < kept.lo || hash >= kept.hi {
+                continue;
+            }
+            let n = kept.group(key, counted);
+            kept.sums[n] = self.sums[g];
+            kept.line_items[n] = self.line_items[g];
+            kept.presence[n * counted..(n + 1) * counted]
+                .copy_from_slice(&self.presence[g * counted..(g + 1) * counted]);
+            kept.unreadable[n] = self.unreadable[g];
+            *to = n as u32;
+        }
+        for pair in &self.resources {
+            let to = moved[(pair >> 32) as usize];
+            if to != u32::MAX {
+                kept.resources
+                    .insert((u64::from(to) << 32) | (pair & 0xffff_ffff));
+            }
+        }
+        kept.strings = std::mem::replace(&mut self.strings, Strings::new());
+        *self = kept;
+    }
+
     /// The number of groups.
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.line_items.len()
     }
 
@@ -620,6 +742,7 @@ impl Groups {
         let width = plan.slots.len() + 1;
         let counted = plan.counted.len();
         let mut key = vec![0u32; width];
+        let filtering = self.filtering();
         for &row in &selected {
             for (slot, value) in plan.slots.iter().zip(key.iter_mut()) {
                 *value = match slot {
@@ -633,6 +756,12 @@ impl Groups {
                         .unwrap_or(BLANK),
                     Slot::Concept(c) => concept_ids[*c][row],
                 };
+            }
+            if filtering {
+                let hash = display_hash(&plan.slots, &self.strings.hashes, &key);
+                if hash < self.lo || hash >= self.hi {
+                    continue;
+                }
             }
             key[width - 1] = u32::from(concept_ids[plan.namespace][row] != UNALLOCATED_ID);
             let g = self.group(&key, counted);
@@ -652,6 +781,7 @@ impl Groups {
                 }
             }
         }
+        self.keep_to_pass(plan);
         Ok(())
     }
 }
@@ -854,6 +984,8 @@ pub struct Job {
     pub progress: Arc<dyn Progress>,
     pub threads: usize,
     pub runtime: tokio::runtime::Handle,
+    /// Groups a pass may hold, every worker's together (an upper bound of the merged groups).
+    pub group_limit: usize,
 }
 
 /// One piece of work: a Parquet row group, or a whole CSV file.
@@ -864,8 +996,10 @@ struct Unit {
 }
 
 impl Job {
-    /// Scans every file with `self.threads` workers and merges their groups.
-    pub fn run(&self, plan: &Compiled) -> Result<Groups, EngineError> {
+    /// Scans every file with `self.threads` workers for the groups whose key hash is in `[lo, hi)`
+    /// and merges them. Past `self.group_limit` groups `hi` comes down ([`Pass`]): returns the groups
+    /// and the `hi` they are complete to.
+    pub fn run(&self, plan: &Compiled, lo: u64, hi: u64) -> Result<(Groups, u64), EngineError> {
         let prepared: Vec<Prepared> = self.files.iter().map(|f| prepare(plan, f)).collect();
         let mut units = Vec::new();
         for (file, p) in prepared.iter().enumerate() {
@@ -885,11 +1019,16 @@ impl Job {
         let rows_read = AtomicU64::new(0);
         let errors: Mutex<Vec<(usize, EngineError)>> = Mutex::new(Vec::new());
         let workers = self.threads.min(units.len()).max(1);
+        let pass = Arc::new(Pass {
+            lo,
+            hi: AtomicU64::new(hi),
+            limit: (self.group_limit / workers).max(1),
+        });
         let results: Vec<Groups> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut groups = Groups::new(plan.slots.len() + 1);
+                        let mut groups = Groups::for_pass(plan.slots.len() + 1, &pass);
                         while !failed.load(Ordering::Relaxed) {
                             let at = next.fetch_add(1, Ordering::Relaxed);
                             let Some(unit) = units.get(at) else { break };
@@ -926,7 +1065,16 @@ impl Job {
             });
         }
         self.progress.rows_read(rows_read.load(Ordering::Relaxed));
-        Ok(merge(plan, results))
+        // A worker may have finished before another lowered `hi`.
+        let hi = pass.hi.load(Ordering::Relaxed);
+        let mut results = results;
+        for groups in &mut results {
+            if groups.hi > hi {
+                groups.hi = hi;
+                groups.compact(plan);
+            }
+        }
+        Ok((merge(plan, results), hi))
     }
 
     fn unit(
@@ -1134,19 +1282,25 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> Groups {
     let mut all = Groups::new(plan.slots.len() + 1);
     let counted = plan.counted.len();
     for worker in workers {
-        let remap: Vec<u32> = worker
-            .strings
-            .list
-            .iter()
-            .map(|s| all.strings.intern(s))
-            .collect();
+        // Only the strings of the groups kept are carried over (a worker has seen the strings of
+        // every row of its files, most of them in other passes' groups).
+        let mut remap: Vec<u32> = vec![u32::MAX; worker.strings.list.len()];
+        let mut carry = |id: u32, all: &mut Groups| -> u32 {
+            let Some(slot) = remap.get_mut(id as usize) else {
+                return BLANK;
+            };
+            if *slot == u32::MAX {
+                *slot = all.strings.intern(worker.strings.get(id));
+            }
+            *slot
+        };
         let mut group_of = Vec::with_capacity(worker.len());
         let mut translated = vec![0u32; all.width];
         for g in 0..worker.len() {
             for (i, value) in worker.key(g).iter().enumerate() {
                 translated[i] = match plan.slots.get(i) {
                     Some(Slot::Day) | None => *value,
-                    Some(_) => remap.get(*value as usize).copied().unwrap_or(BLANK),
+                    Some(_) => carry(*value, &mut all),
                 };
             }
             let to = all.group(&translated, counted);
@@ -1161,16 +1315,17 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> Groups {
             group_of.push(to as u64);
         }
         for pair in &worker.resources {
-            let (g, resource) = ((pair >> 32) as usize, (pair & 0xffff_ffff) as usize);
-            if let (Some(to), Some(id)) = (group_of.get(g), remap.get(resource)) {
-                all.resources.insert((to << 32) | u64::from(*id));
+            let (g, resource) = ((pair >> 32) as usize, (pair & 0xffff_ffff) as u32);
+            if let Some(to) = group_of.get(g) {
+                let id = carry(resource, &mut all);
+                all.resources.insert((to << 32) | u64::from(id));
             }
         }
     }
     all
 }
 
-fn sink_refused(reason: String) -> EngineError {
+pub(super) fn sink_refused(reason: String) -> EngineError {
     EngineError::Execution {
         context: "reading the allocation result".into(),
         source: reason.into(),
@@ -1232,16 +1387,8 @@ pub fn sort(plan: &Compiled, mut all: Groups) -> Sorted {
     }
 }
 
-/// Hands the sorted groups to `sink` as the allocation query's result. Each row's cells are built as
-/// it is sent, never the whole table.
-pub fn emit(plan: &Compiled, sorted: Sorted, sink: &mut dyn ResultSink) -> Result<(), EngineError> {
-    let Sorted {
-        all,
-        order,
-        resources,
-        mut hashes,
-    } = sorted;
-    let counted = plan.counted.len();
+/// The allocation query's columns, as the engine sends them.
+pub fn columns(plan: &Compiled) -> Vec<String> {
     let mut columns: Vec<String> = plan.group_by.iter().map(|d| d.sql_alias()).collect();
     columns.push(ALLOCATED_COLUMN.into());
     columns.extend(CostMetric::ALL.iter().map(|m| m.sql_alias().to_string()));
@@ -1254,13 +1401,25 @@ pub fn emit(plan: &Compiled, sorted: Sorted, sink: &mut dyn ResultSink) -> Resul
         .into(),
     );
     columns.push(LINE_ITEMS_COLUMN.into());
-    columns.extend((0..counted).map(|n| format!("{TAG_SOURCE_COLUMN_PREFIX}{n}")));
-    let count_unreadable = !plan.map_columns.is_empty();
-    if count_unreadable {
+    columns.extend((0..plan.counted.len()).map(|n| format!("{TAG_SOURCE_COLUMN_PREFIX}{n}")));
+    if !plan.map_columns.is_empty() {
         columns.push(UNREADABLE_TAGS_COLUMN.into());
     }
-    let width = columns.len();
-    sink.columns(columns).map_err(sink_refused)?;
+    columns
+}
+
+/// Hands the sorted groups to `sink` as rows of the allocation query's result (after [`columns`]).
+/// Each row's cells are built as it is sent, never the whole table.
+pub fn emit(plan: &Compiled, sorted: Sorted, sink: &mut dyn ResultSink) -> Result<(), EngineError> {
+    let Sorted {
+        all,
+        order,
+        resources,
+        mut hashes,
+    } = sorted;
+    let counted = plan.counted.len();
+    let count_unreadable = !plan.map_columns.is_empty();
+    let width = columns(plan).len();
     for g in order {
         let g = g as usize;
         let key = all.key(g);

@@ -47,9 +47,28 @@ pub fn text_map<T: Clone>(
                 // can point anywhere, and arrow's `normalized_keys` asserts on an empty dictionary.
                 return Ok(vec![f(None); rows]);
             }
-            let mapped = text_map(Some(values), values.len(), f)?;
             let null = f(None);
             let keys = dictionary.normalized_keys();
+            if values.len() > rows {
+                if let Some(value_at) = string_values(values) {
+                    // A dictionary larger than the batch (a page's whole dictionary, at high
+                    // cardinality): only the values the batch's rows use, each once. Mapping all
+                    // of them per batch was most of a full-grain scan over a million pods.
+                    let mut mapped: rustc_hash::FxHashMap<usize, T> = Default::default();
+                    let mut out = Vec::with_capacity(rows);
+                    for row in 0..rows {
+                        let key = keys.get(row).copied().filter(|&k| k < values.len());
+                        out.push(match key {
+                            Some(k) if !array.is_null(row) => {
+                                mapped.entry(k).or_insert_with(|| f(value_at(k))).clone()
+                            }
+                            _ => null.clone(),
+                        });
+                    }
+                    return Ok(out);
+                }
+            }
+            let mapped = text_map(Some(values), values.len(), f)?;
             Ok((0..rows)
                 .map(|row| {
                     if array.is_null(row) {
@@ -68,6 +87,31 @@ pub fn text_map<T: Clone>(
                 .map_err(|e| format!("cannot be read as text ({other}: {e})"))?;
             text_map(Some(&text), rows, f)
         }
+    }
+}
+
+/// The text at a position of a string array (`None` for NULL); `None` for arrays of other types.
+fn string_values<'a>(values: &'a ArrayRef) -> Option<Box<dyn Fn(usize) -> Option<&'a str> + 'a>> {
+    fn at<'a>(
+        values: &'a dyn Array,
+        text: impl Fn(usize) -> &'a str + 'a,
+    ) -> Box<dyn Fn(usize) -> Option<&'a str> + 'a> {
+        Box::new(move |k| (!values.is_null(k)).then(|| text(k)))
+    }
+    match values.data_type() {
+        DataType::Utf8 => {
+            let strings = values.as_string::<i32>();
+            Some(at(strings, move |k| strings.value(k)))
+        }
+        DataType::LargeUtf8 => {
+            let strings = values.as_string::<i64>();
+            Some(at(strings, move |k| strings.value(k)))
+        }
+        DataType::Utf8View => {
+            let strings = values.as_string_view();
+            Some(at(strings, move |k| strings.value(k)))
+        }
+        _ => None,
     }
 }
 
@@ -428,6 +472,32 @@ mod tests {
             [Some("a"), Some("a"), None, Some("a"), Some("b")].map(|v| v.map(str::to_string))
         );
         // Three dictionary values and the NULL, not five rows.
+        assert_eq!(calls, 4);
+    }
+
+    /// A batch of a page with a large dictionary (high cardinality: a page's dictionary holds far more
+    /// values than a batch has rows) maps only the values its rows use, once each: mapping the whole
+    /// dictionary per batch was most of a full-grain scan over a million pods.
+    #[test]
+    fn a_dictionary_larger_than_the_batch_maps_only_the_values_used() {
+        let values: ArrayRef = Arc::new(StringArray::from(
+            (0..1000)
+                .map(|n| Some(format!(" pod-{n} ")))
+                .chain([None])
+                .collect::<Vec<_>>(),
+        ));
+        let keys = Int32Array::from(vec![Some(7), Some(7), None, Some(999), Some(1000), Some(7)]);
+        let array: ArrayRef =
+            Arc::new(DictionaryArray::try_new(keys, values).expect("valid dictionary"));
+        let mut calls = 0;
+        let out = text_map(Some(&array), 6, &mut |v: Option<&str>| {
+            calls += 1;
+            nonblank(v).map(str::to_string)
+        })
+        .expect("text");
+        let pod = |n: u32| Some(format!("pod-{n}"));
+        assert_eq!(out, vec![pod(7), pod(7), None, pod(999), None, pod(7)]);
+        // The NULL, pod-7, pod-999 and the NULL value: not a thousand.
         assert_eq!(calls, 4);
     }
 

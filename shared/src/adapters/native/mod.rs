@@ -289,6 +289,7 @@ impl AllocationEngine for NativeEngine {
             threads: self.threads,
             runtime: tokio::runtime::Handle::current(),
             group_limit: self.group_limit,
+            strings: scan::StringPool::default(),
         });
         let location = self.location.display();
         sink.columns(scan::columns(&compiled))

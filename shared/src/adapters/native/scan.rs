@@ -333,19 +333,25 @@ impl Place<'_> {
     }
 }
 
-/// Strings seen by one worker, by id: 0 is `""`, 1 is [`UNALLOCATED`]. Each with a hash of its text
-/// (the same in every worker: the key hashes that share groups out to passes are made of them).
-struct Strings {
-    ids: FxHashMap<Box<str>, u32>,
-    list: Vec<Box<str>>,
+/// Strings seen by one worker, by id: 0 is `""`, 1 is [`UNALLOCATED`]. The text of all of them is
+/// one buffer (a string costs its bytes plus 20 bytes of bookkeeping, not two allocations: at millions of
+/// pod names that was most of a worker's memory). Each has a hash of its text, the same in every
+/// worker: the key hashes that share groups out to passes are made of them.
+pub(super) struct Strings {
+    /// The id of each string, found by its hash.
+    index: HashTable<u32>,
+    text: String,
+    /// Where each string ends in `text` (it starts where the one before ends).
+    ends: Vec<usize>,
     hashes: Vec<u64>,
 }
 
 impl Strings {
     fn new() -> Strings {
         let mut strings = Strings {
-            ids: FxHashMap::default(),
-            list: Vec::new(),
+            index: HashTable::new(),
+            text: String::new(),
+            ends: Vec::new(),
             hashes: Vec::new(),
         };
         strings.intern("");
@@ -353,21 +359,40 @@ impl Strings {
         strings
     }
 
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = self.list.len() as u32;
-        self.list.push(text.into());
-        self.ids.insert(text.into(), id);
         let mut hasher = rustc_hash::FxHasher::default();
         text.hash(&mut hasher);
-        self.hashes.push(mix(hasher.finish()));
+        let hash = mix(hasher.finish());
+        let (all, ends) = (&self.text, &self.ends);
+        let at = |id: u32| {
+            let id = id as usize;
+            let start = if id == 0 { 0 } else { ends[id - 1] };
+            &all[start..ends[id]]
+        };
+        if let Some(&id) = self.index.find(hash, |&id| at(id) == text) {
+            return id;
+        }
+        let id = self.ends.len() as u32;
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.index
+            .insert_unique(hash, id, |&id| hashes[id as usize]);
         id
     }
 
     fn get(&self, id: u32) -> &str {
-        self.list.get(id as usize).map_or("", |s| s)
+        let id = id as usize;
+        let Some(&end) = self.ends.get(id) else {
+            return "";
+        };
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.text[start..end]
     }
 }
 
@@ -486,9 +511,10 @@ impl Groups {
         }
     }
 
-    /// A worker's groups for `pass`.
-    fn for_pass(width: usize, pass: &Arc<Pass>) -> Groups {
+    /// A worker's groups for `pass`, with the strings it has seen in earlier passes.
+    fn for_pass(width: usize, pass: &Arc<Pass>, strings: Strings) -> Groups {
         let mut groups = Groups::new(width);
+        groups.strings = strings;
         groups.lo = pass.lo;
         groups.hi = pass.hi.load(Ordering::Relaxed);
         groups.pass = Some(pass.clone());
@@ -986,6 +1012,30 @@ pub struct Job {
     pub runtime: tokio::runtime::Handle,
     /// Groups a pass may hold, every worker's together (an upper bound of the merged groups).
     pub group_limit: usize,
+    /// The workers' strings, kept from pass to pass: a later pass finds the strings of its rows
+    /// instead of adding them again (at millions of distinct strings, most of a pass's time).
+    pub strings: StringPool,
+}
+
+/// Workers' [`Strings`] between passes.
+#[derive(Default)]
+pub struct StringPool(Mutex<Vec<Strings>>);
+
+impl StringPool {
+    fn take(&self) -> Strings {
+        let taken = match self.0.lock() {
+            Ok(mut pool) => pool.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        };
+        taken.unwrap_or_else(Strings::new)
+    }
+
+    fn give(&self, strings: Strings) {
+        match self.0.lock() {
+            Ok(mut pool) => pool.push(strings),
+            Err(poisoned) => poisoned.into_inner().push(strings),
+        }
+    }
 }
 
 /// One piece of work: a Parquet row group, or a whole CSV file.
@@ -1028,7 +1078,8 @@ impl Job {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut groups = Groups::for_pass(plan.slots.len() + 1, &pass);
+                        let strings = self.strings.take();
+                        let mut groups = Groups::for_pass(plan.slots.len() + 1, &pass, strings);
                         while !failed.load(Ordering::Relaxed) {
                             let at = next.fetch_add(1, Ordering::Relaxed);
                             let Some(unit) = units.get(at) else { break };
@@ -1074,7 +1125,7 @@ impl Job {
                 groups.compact(plan);
             }
         }
-        Ok((merge(plan, results), hi))
+        Ok((merge(plan, results, &self.strings), hi))
     }
 
     fn unit(
@@ -1277,14 +1328,15 @@ fn batch_columns(batch: &RecordBatch, raw: &[Option<String>]) -> Vec<Option<Arra
         .collect()
 }
 
-/// Merges the workers' groups into one set, each worker freed as soon as it is merged.
-fn merge(plan: &Compiled, workers: Vec<Groups>) -> Groups {
+/// Merges the workers' groups into one set, each worker freed as soon as it is merged but its strings,
+/// which go back to `pool`.
+fn merge(plan: &Compiled, workers: Vec<Groups>, pool: &StringPool) -> Groups {
     let mut all = Groups::new(plan.slots.len() + 1);
     let counted = plan.counted.len();
-    for worker in workers {
+    for mut worker in workers {
         // Only the strings of the groups kept are carried over (a worker has seen the strings of
         // every row of its files, most of them in other passes' groups).
-        let mut remap: Vec<u32> = vec![u32::MAX; worker.strings.list.len()];
+        let mut remap: Vec<u32> = vec![u32::MAX; worker.strings.len()];
         let mut carry = |id: u32, all: &mut Groups| -> u32 {
             let Some(slot) = remap.get_mut(id as usize) else {
                 return BLANK;
@@ -1321,6 +1373,7 @@ fn merge(plan: &Compiled, workers: Vec<Groups>) -> Groups {
                 all.resources.insert((to << 32) | u64::from(id));
             }
         }
+        pool.give(std::mem::replace(&mut worker.strings, Strings::new()));
     }
     all
 }

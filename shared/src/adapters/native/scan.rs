@@ -359,6 +359,26 @@ impl Strings {
         strings
     }
 
+    /// No strings at all, not even the two reserved ones (a placeholder; allocates nothing).
+    fn empty() -> Strings {
+        Strings {
+            index: HashTable::new(),
+            text: String::new(),
+            ends: Vec::new(),
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Forgets every string but the two reserved ones, keeping the memory.
+    fn clear(&mut self) {
+        self.index.clear();
+        self.text.clear();
+        self.ends.clear();
+        self.hashes.clear();
+        self.intern("");
+        self.intern(UNALLOCATED);
+    }
+
     fn len(&self) -> usize {
         self.ends.len()
     }
@@ -427,6 +447,9 @@ fn amount(units: i128) -> f64 {
 /// would store every key twice: at millions of groups, most of the memory).
 pub struct Groups {
     strings: Strings,
+    /// The strings of the batch being added (small, so looking them up stays in cache); only those of
+    /// the rows kept go on to `strings`.
+    batch: Strings,
     /// Ids per key: the plan's slots, then the allocated flag.
     width: usize,
     index: HashTable<u32>,
@@ -497,6 +520,7 @@ impl Groups {
     fn new(width: usize) -> Groups {
         Groups {
             strings: Strings::new(),
+            batch: Strings::empty(),
             width,
             index: HashTable::new(),
             keys: Vec::new(),
@@ -691,8 +715,11 @@ impl Groups {
             );
         }
 
-        // Tags: each source's value as a string id (0: absent or blank), unreadable cells marked.
-        let strings = &mut self.strings;
+        // Tags: each source's value as a string id of the batch (0: absent or blank), unreadable
+        // cells marked.
+        let mut local = std::mem::replace(&mut self.batch, Strings::empty());
+        local.clear();
+        let strings = &mut local;
         let mut source_ids: Vec<Vec<u32>> = vec![vec![BLANK; rows]; plan.sources.len()];
         let mut unreadable = vec![false; rows];
         for (s, source) in plan.sources.iter().enumerate() {
@@ -769,6 +796,22 @@ impl Groups {
         let counted = plan.counted.len();
         let mut key = vec![0u32; width];
         let filtering = self.filtering();
+        // A batch id's id among the worker's strings, looked up once per batch (the two reserved ids
+        // are the same in both).
+        let mut remap = vec![u32::MAX; local.len()];
+        let mut carry = |id: u32, strings: &mut Strings| -> u32 {
+            if id <= UNALLOCATED_ID {
+                return id;
+            }
+            match remap.get_mut(id as usize) {
+                Some(slot) if *slot == u32::MAX => {
+                    *slot = strings.intern(local.get(id));
+                    *slot
+                }
+                Some(slot) => *slot,
+                None => BLANK,
+            }
+        };
         for &row in &selected {
             for (slot, value) in plan.slots.iter().zip(key.iter_mut()) {
                 *value = match slot {
@@ -784,9 +827,15 @@ impl Groups {
                 };
             }
             if filtering {
-                let hash = display_hash(&plan.slots, &self.strings.hashes, &key);
+                let hash = display_hash(&plan.slots, &local.hashes, &key);
                 if hash < self.lo || hash >= self.hi {
                     continue;
+                }
+            }
+            // The kept row's strings, from the batch's ids to this worker's.
+            for (slot, value) in plan.slots.iter().zip(key.iter_mut()) {
+                if *slot != Slot::Day {
+                    *value = carry(*value, &mut self.strings);
                 }
             }
             key[width - 1] = u32::from(concept_ids[plan.namespace][row] != UNALLOCATED_ID);
@@ -802,11 +851,13 @@ impl Groups {
             self.unreadable[g] += u64::from(unreadable[row]);
             if let Some(&resource) = resources.get(row) {
                 if resource != BLANK {
+                    let resource = carry(resource, &mut self.strings);
                     self.resources
                         .insert(((g as u64) << 32) | u64::from(resource));
                 }
             }
         }
+        self.batch = local;
         self.keep_to_pass(plan);
         Ok(())
     }

@@ -60,8 +60,15 @@ pub async fn allocate_for_display<E: AllocationEngine>(
         store,
         spilled: false,
     };
+    let started = std::time::Instant::now();
     engine.run_allocation(&plan, &mut sink).await?;
-    sink.finish()
+    let shown = sink.finish()?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        groups = shown.tally.rows(),
+        "Allocation query finished."
+    );
+    Ok(shown)
 }
 
 /// An allocation as display rows in display order, with its summary: made whole in memory

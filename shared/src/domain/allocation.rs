@@ -297,6 +297,11 @@ impl Tally {
         self.rows += 1;
     }
 
+    /// The number of rows added.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// The sum of every row added.
     pub fn totals(&self) -> CostVector {
         self.totals
@@ -371,6 +376,16 @@ mod tests {
         }
     }
 
+    fn held(rows: Vec<AllocationRow>) -> Allocation {
+        Allocation {
+            flavour: super::super::flavour::Flavour::Cur2,
+            window: None,
+            group_by: vec![],
+            rows,
+            warnings: vec![],
+        }
+    }
+
     #[test]
     fn key_runs_merge_rows_of_equal_keys_as_display_rows_do() {
         let rows = vec![
@@ -386,13 +401,7 @@ mod tests {
         }
         got.extend(runs.flush());
         assert!(runs.flush().is_none(), "nothing left after a flush");
-        let whole = Allocation {
-            flavour: super::super::flavour::Flavour::Cur2,
-            window: None,
-            group_by: vec![],
-            rows,
-            warnings: vec![],
-        };
+        let whole = held(rows);
         let mut expected = whole.display_rows(CostMetric::NetCost);
         expected.sort_by(|a, b| a.keys.cmp(&b.keys));
         assert_eq!(got, expected);
@@ -416,13 +425,7 @@ mod tests {
         let rows = vec![row(&["a"], true, 0.1), row(&["b"], false, 0.2)];
         let mut tally = Tally::default();
         rows.iter().for_each(|r| tally.add(r));
-        let whole = Allocation {
-            flavour: super::super::flavour::Flavour::Cur2,
-            window: None,
-            group_by: vec![],
-            rows,
-            warnings: vec![],
-        };
+        let whole = held(rows);
         let summary = tally.summary(CostMetric::ListCost, 0);
         assert_eq!(summary, whole.summary(CostMetric::ListCost));
         assert_eq!((summary.rows, summary.line_items), (2, 4));

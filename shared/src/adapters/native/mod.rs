@@ -322,6 +322,12 @@ impl AllocationEngine for NativeEngine {
             })??;
             scan::emit(&compiled, sorted, sink)?;
             sink.keys_complete().map_err(scan::sink_refused)?;
+            tracing::debug!(
+                pass,
+                groups,
+                done_to_percent = done_to as f64 / scan::HASH_END as f64 * 100.0,
+                "Pass finished."
+            );
             if done_to >= scan::HASH_END {
                 return Ok(());
             }

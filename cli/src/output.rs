@@ -55,13 +55,13 @@ pub fn summary_line(allocation: &Allocation, summary: &Summary) -> String {
     )
 }
 
-/// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines).
 /// A display row that could not be read back (a temporary file): an output error.
 fn unread(error: kubecur_shared::ports::EngineError) -> io::Error {
     io::Error::other(error.to_string())
 }
 
-/// The table's column widths need every row: it is built whole (CSV and JSON are written row by row).
+/// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines). The
+/// table's column widths need every row: it is built whole (CSV and JSON are written row by row).
 pub fn write_table(
     out: &mut impl Write,
     display: DisplayAllocation,
@@ -70,11 +70,8 @@ pub fn write_table(
 ) -> io::Result<()> {
     let total = display.totals().get(metric);
     let summary = display.summary(metric);
-    let about = display.about.clone_without_rows();
-    let rows = display
-        .rows()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unread)?;
+    let (about, rows) = display.into_parts();
+    let rows = rows.collect::<Result<Vec<_>, _>>().map_err(unread)?;
     let allocation = &about;
     let mut header: Vec<String> = allocation
         .group_by
@@ -148,8 +145,7 @@ pub fn write_json(
     metric: CostMetric,
 ) -> io::Result<()> {
     let summary = display.summary(metric);
-    let about = display.about.clone_without_rows();
-    let rows = display.rows();
+    let (about, rows) = display.into_parts();
     let allocation = &about;
     let document = serde_json::json!({
         "flavour": allocation.flavour,
@@ -212,8 +208,8 @@ pub fn write_csv(
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
-    let mut header: Vec<String> = display
-        .about
+    let (about, rows) = display.into_parts();
+    let mut header: Vec<String> = about
         .group_by
         .iter()
         .map(|d| d.name().to_string())
@@ -223,7 +219,7 @@ pub fn write_csv(
         header.push("sharedCost".into());
     }
     writeln!(out, "{}", header.join(","))?;
-    for row in display.rows() {
+    for row in rows {
         let row = row.map_err(unread)?;
         let mut cells: Vec<String> = row.keys.iter().map(|k| csv_field(k)).collect();
         cells.push(row.costs.get(metric).to_string());

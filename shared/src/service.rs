@@ -83,10 +83,7 @@ pub struct DisplayAllocation {
 impl DisplayAllocation {
     /// An allocation held whole, for display by `metric`.
     pub fn from_allocation(allocation: Allocation, metric: CostMetric) -> DisplayAllocation {
-        let mut tally = Tally::default();
-        for row in &allocation.rows {
-            tally.add(row);
-        }
+        let tally = allocation.tally();
         let about = allocation.clone_without_rows();
         let rows = allocation.into_display_rows(metric);
         DisplayAllocation {
@@ -106,9 +103,10 @@ impl DisplayAllocation {
         self.tally.totals()
     }
 
-    /// The display rows, in display order (a failure to read a run back is an error in its place).
-    pub fn rows(self) -> RunRows {
-        self.rows
+    /// Flavour, window, grouping and warnings (no rows), and the display rows in display order (a
+    /// failure to read a run back is an error in its place).
+    pub fn into_parts(self) -> (Allocation, RunRows) {
+        (self.about, self.rows)
     }
 }
 

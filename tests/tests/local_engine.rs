@@ -1178,7 +1178,8 @@ async fn display_rows_from_passes_and_runs_on_disk_are_those_of_the_whole_alloca
                 "{output:?} {limit}/{run_rows}"
             );
             let rows: Vec<_> = display
-                .rows()
+                .into_parts()
+                .1
                 .collect::<Result<_, _>>()
                 .expect("runs read back");
             assert_eq!(rows.len(), expected.len(), "{output:?} {limit}/{run_rows}");

@@ -130,36 +130,33 @@ impl Allocation {
         }
     }
 
-    /// The sum of every row: equals the CUR total of the window for each metric.
-    pub fn totals(&self) -> CostVector {
-        self.sum(|_| true)
-    }
-
-    /// The sum of rows with a namespace tag.
-    pub fn allocated_totals(&self) -> CostVector {
-        self.sum(|row| row.allocated)
-    }
-
-    /// The sum of rows without one.
-    pub fn unallocated_totals(&self) -> CostVector {
-        self.sum(|row| !row.allocated)
-    }
-
-    fn sum(&self, keep: impl Fn(&AllocationRow) -> bool) -> CostVector {
-        let mut total = CostVector::default();
-        for row in self.rows.iter().filter(|r| keep(r)) {
-            total.add(&row.costs);
-        }
-        total
-    }
-
-    /// The summary line's numbers for `metric`.
-    pub fn summary(&self, metric: CostMetric) -> Summary {
+    /// The sums of every row, in order.
+    pub fn tally(&self) -> Tally {
         let mut tally = Tally::default();
         for row in &self.rows {
             tally.add(row);
         }
-        tally.summary(metric, self.warnings.len())
+        tally
+    }
+
+    /// The sum of every row: equals the CUR total of the window for each metric.
+    pub fn totals(&self) -> CostVector {
+        self.tally().totals
+    }
+
+    /// The sum of rows with a namespace tag.
+    pub fn allocated_totals(&self) -> CostVector {
+        self.tally().allocated
+    }
+
+    /// The sum of rows without one.
+    pub fn unallocated_totals(&self) -> CostVector {
+        self.tally().unallocated
+    }
+
+    /// The summary line's numbers for `metric`.
+    pub fn summary(&self, metric: CostMetric) -> Summary {
+        self.tally().summary(metric, self.warnings.len())
     }
 
     /// Keeps the rows whose value of each filtered dimension is one of its listed values (any of a
@@ -423,9 +420,10 @@ mod tests {
     #[test]
     fn a_tally_of_the_rows_is_the_summary() {
         let rows = vec![row(&["a"], true, 0.1), row(&["b"], false, 0.2)];
-        let mut tally = Tally::default();
-        rows.iter().for_each(|r| tally.add(r));
         let whole = held(rows);
+        let mut tally = Tally::default();
+        whole.rows.iter().for_each(|r| tally.add(r));
+        assert_eq!(tally, whole.tally());
         let summary = tally.summary(CostMetric::ListCost, 0);
         assert_eq!(summary, whole.summary(CostMetric::ListCost));
         assert_eq!((summary.rows, summary.line_items), (2, 4));

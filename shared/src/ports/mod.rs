@@ -90,8 +90,8 @@ impl ResultSink for TableSink {
 pub type RunRows =
     Box<dyn Iterator<Item = Result<crate::domain::AllocationRow, EngineError>> + Send>;
 
-/// Where sorted runs of display rows wait when there are more than memory should hold (files on disk;
-/// a vector in tests). A row is kept with its keys, flag, costs, shared part, resource count and line
+/// Where sorted runs of display rows wait when there are more than memory should hold (temporary
+/// files: `adapters::spill::DiskRuns`). A row is kept with its keys, flag, costs, shared part, resource count and line
 /// items (not its resource set: display rows are merged already).
 pub trait RunStore: Send {
     /// Keeps `rows`, in their order, as the next run.

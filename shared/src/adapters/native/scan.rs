@@ -477,11 +477,11 @@ pub const HASH_END: u64 = 1 << 63;
 /// workers' groups pass `limit`, the worker that sees it lowers `hi` so about half of its groups stay,
 /// and every worker drops the groups above it at its next batch (their rows are read again by a
 /// later pass). Every row of a display key is in the same pass, since the hash is the key's.
-pub struct Pass {
-    pub lo: u64,
-    pub hi: AtomicU64,
+struct Pass {
+    lo: u64,
+    hi: AtomicU64,
     /// Groups one worker may hold.
-    pub limit: usize,
+    limit: usize,
 }
 
 /// A 64-bit finaliser (MurmurHash3's `fmix64`): spreads the bits of a hash, so that ranges of hashes
@@ -600,7 +600,7 @@ impl Groups {
                     .insert((u64::from(to) << 32) | (pair & 0xffff_ffff));
             }
         }
-        kept.strings = std::mem::replace(&mut self.strings, Strings::new());
+        kept.strings = std::mem::replace(&mut self.strings, Strings::empty());
         *self = kept;
     }
 
@@ -1424,7 +1424,7 @@ fn merge(plan: &Compiled, workers: Vec<Groups>, pool: &StringPool) -> Groups {
                 all.resources.insert((to << 32) | u64::from(id));
             }
         }
-        pool.give(std::mem::replace(&mut worker.strings, Strings::new()));
+        pool.give(std::mem::replace(&mut worker.strings, Strings::empty()));
     }
     all
 }

@@ -10,7 +10,7 @@
 #   scripts/check_page.sh [--screenshots docs/page]      (extra arguments go to check_page.py)
 set -euo pipefail
 
-CHROMIUM_VERSION="148.0.7778.167-1~deb12u1"
+CHROMIUM_VERSION="156.0.8078.129-1~deb12u1"
 PLAYWRIGHT_VERSION="1.65.2"
 BOTOCORE_VERSION="1.44.8"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/kubecur-target}"
@@ -26,11 +26,34 @@ if [[ ! -x "$KUBECUR" ]]; then
   exit 1
 fi
 
+# Debian ships chromium through bookworm-security, which keeps only the newest build: a pinned version
+# disappears from the archive when the next security release lands (CI failed that way once: "Version
+# '148.0.7778.167-1~deb12u1' for 'chromium' was not found"). So the pin is what we install when Debian
+# still offers it; when it does not, the build Debian offers now (or the one installed) is used, at or
+# above CHROMIUM_MIN_MAJOR, and the version is printed so a red run names what it ran on.
+CHROMIUM_MIN_MAJOR=147
 installed="$(dpkg-query -W -f '${Version}' chromium 2>/dev/null || true)"
 if [[ "$installed" != "$CHROMIUM_VERSION" ]]; then
-  echo "== apt-get install chromium=$CHROMIUM_VERSION (found: ${installed:-none})"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$CHROMIUM_VERSION" >/dev/null
+  if apt-cache madison chromium | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | grep -qxF "$CHROMIUM_VERSION"; then
+    echo "== apt-get install chromium=$CHROMIUM_VERSION (found: ${installed:-none})"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "chromium=$CHROMIUM_VERSION" >/dev/null
+  elif [[ -n "$installed" ]]; then
+    echo "== chromium $CHROMIUM_VERSION is no longer offered by Debian; using the installed $installed"
+  else
+    candidate="$(apt-cache policy chromium | awk '/Candidate:/ { print $2 }')"
+    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
+      echo "FAIL: apt offers no chromium (pinned: $CHROMIUM_VERSION)" >&2
+      exit 1
+    fi
+    echo "== chromium $CHROMIUM_VERSION is no longer offered by Debian; apt-get install chromium=$candidate"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$candidate" >/dev/null
+  fi
+  major="$(dpkg-query -W -f '${Version}' chromium | cut -d. -f1)"
+  if (( major < CHROMIUM_MIN_MAJOR )); then
+    echo "FAIL: chromium $(dpkg-query -W -f '${Version}' chromium) is older than $CHROMIUM_MIN_MAJOR" >&2
+    exit 1
+  fi
 fi
 
 ensure_venv "$VENV" "playwright==$PLAYWRIGHT_VERSION" "botocore==$BOTOCORE_VERSION"

@@ -60,18 +60,33 @@ fn unread(error: kubecur_shared::ports::EngineError) -> io::Error {
     io::Error::other(error.to_string())
 }
 
+/// The rows whose cells set the table's column widths. A full-grain allocation can have millions of
+/// rows: past this many, rows are written as they are read, at the widths these set (a longer cell
+/// pushes the rest of its line right), so the table never holds more than this many rows.
+const TABLE_MEASURED_ROWS: usize = 100_000;
+
 /// `sources`: what sharing moved (`None` without sharing: no SHARED column, no shared lines). The
-/// table's column widths need every row: it is built whole (CSV and JSON are written row by row).
+/// column widths are those of the first [`TABLE_MEASURED_ROWS`] rows (every row, in any allocation
+/// that has fewer); CSV and JSON are written row by row.
 pub fn write_table(
     out: &mut impl Write,
     display: DisplayAllocation,
     sources: Option<&[SharedSource]>,
     metric: CostMetric,
 ) -> io::Result<()> {
+    write_table_measuring(out, display, sources, metric, TABLE_MEASURED_ROWS)
+}
+
+fn write_table_measuring(
+    out: &mut impl Write,
+    display: DisplayAllocation,
+    sources: Option<&[SharedSource]>,
+    metric: CostMetric,
+    measured: usize,
+) -> io::Result<()> {
     let total = display.totals().get(metric);
     let summary = display.summary(metric);
     let (about, rows) = display.into_parts();
-    let rows = rows.collect::<Result<Vec<_>, _>>().map_err(unread)?;
     let allocation = &about;
     let mut header: Vec<String> = allocation
         .group_by
@@ -83,27 +98,30 @@ pub fn write_table(
         header.push("SHARED".into());
     }
     header.extend(["SHARE".into(), "RESOURCES".into()]);
-    let body: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|row| {
-            let mut cells = row.keys;
-            let value = row.costs.get(metric);
-            cells.push(money(value));
-            if sources.is_some() {
-                cells.push(money(row.shared.get(metric)));
-            }
-            cells.push(if total.abs() > f64::EPSILON {
-                format!("{:.1} %", value / total * 100.0)
-            } else {
-                "-".into()
-            });
-            cells.push(row.resources.to_string());
-            cells
-        })
-        .collect();
+    let cells_of = |row: kubecur_shared::domain::AllocationRow| -> Vec<String> {
+        let mut cells = row.keys;
+        let value = row.costs.get(metric);
+        cells.push(money(value));
+        if sources.is_some() {
+            cells.push(money(row.shared.get(metric)));
+        }
+        cells.push(if total.abs() > f64::EPSILON {
+            format!("{:.1} %", value / total * 100.0)
+        } else {
+            "-".into()
+        });
+        cells.push(row.resources.to_string());
+        cells
+    };
+    let mut rows = rows.map(|row| row.map(cells_of).map_err(unread));
+    let first = rows
+        .by_ref()
+        .take(measured)
+        .collect::<Result<Vec<_>, _>>()?;
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
-            body.iter()
+            first
+                .iter()
                 .map(|r| r[i].width())
                 .chain([header[i].width()])
                 .max()
@@ -120,8 +138,12 @@ pub fn write_table(
             .join("  ")
     };
     writeln!(out, "{}", line(&header))?;
-    for row in &body {
+    for row in &first {
         writeln!(out, "{}", line(row))?;
+    }
+    drop(first);
+    for row in rows {
+        writeln!(out, "{}", line(&row?))?;
     }
     writeln!(out)?;
     writeln!(out, "{}", summary_line(allocation, &summary))?;
@@ -234,6 +256,32 @@ pub fn write_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubecur_shared::domain::{AllocationRow, CostVector, Dimension, Flavour};
+
+    /// An allocated row of one namespace, `cost` in every metric.
+    fn namespace_row(namespace: &str, cost: f64) -> AllocationRow {
+        AllocationRow {
+            keys: vec![namespace.to_string()],
+            allocated: true,
+            costs: CostVector([cost; 4]),
+            shared: Default::default(),
+            resources: 1,
+            resource_ids: None,
+            line_items: 1,
+        }
+    }
+
+    /// A CUR 2.0 allocation by namespace of these rows, for display by amortized net cost.
+    fn by_namespace(rows: Vec<AllocationRow>) -> DisplayAllocation {
+        let allocation = Allocation {
+            flavour: Flavour::Cur2,
+            window: None,
+            group_by: vec![Dimension::Namespace],
+            rows,
+            warnings: vec![],
+        };
+        DisplayAllocation::from_allocation(allocation, CostMetric::AmortizedNetCost)
+    }
 
     #[test]
     fn money_groups_thousands_and_rounds_to_cents() {
@@ -252,37 +300,72 @@ mod tests {
     /// Issue 9: a tag value `=1+2` was written as is (a formula when a spreadsheet opens the file).
     #[test]
     fn csv_text_cells_cannot_start_a_formula_and_numbers_stay_numbers() {
-        use kubecur_shared::domain::{AllocationRow, CostVector, Dimension, Flavour};
-        let row = |namespace: &str, cost: f64| AllocationRow {
-            keys: vec![namespace.to_string()],
-            allocated: true,
-            costs: CostVector([cost; 4]),
-            shared: Default::default(),
-            resources: 1,
-            resource_ids: None,
-            line_items: 1,
-        };
-        let allocation = Allocation {
-            flavour: Flavour::Cur2,
-            window: None,
-            group_by: vec![Dimension::Namespace],
-            rows: vec![row("=1+2", 3.0), row("-team", -2.5), row("@x", 1.0)],
-            warnings: vec![],
-        };
+        let row = namespace_row;
+        let display = by_namespace(vec![row("=1+2", 3.0), row("-team", -2.5), row("@x", 1.0)]);
         let mut out = Vec::new();
-        let metric = CostMetric::AmortizedNetCost;
-        let display = DisplayAllocation::from_allocation(allocation, metric);
-        write_csv(&mut out, display, None, metric).expect("written");
+        write_csv(&mut out, display, None, CostMetric::AmortizedNetCost).expect("written");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "namespace,amortizedNetCost\n'=1+2,3\n'@x,1\n'-team,-2.5\n"
         );
     }
 
+    /// A table of millions of rows is not held whole: the first `measured` rows set the widths, the
+    /// rest are written as they are read; every row is still written, in the same order.
+    #[test]
+    fn a_table_longer_than_its_measured_rows_keeps_every_row_at_the_first_rows_widths() {
+        let names = [
+            "a",
+            "bb",
+            "a-much-longer-namespace-than-any-before",
+            "c",
+            "d",
+        ];
+        let table = |measured: usize| {
+            let rows = names.iter().enumerate();
+            let display = by_namespace(
+                rows.map(|(i, n)| namespace_row(n, 10.0 - i as f64))
+                    .collect(),
+            );
+            let metric = CostMetric::AmortizedNetCost;
+            let mut out = Vec::new();
+            write_table_measuring(&mut out, display, None, metric, measured).expect("written");
+            String::from_utf8(out).expect("UTF-8")
+        };
+        let whole = table(TABLE_MEASURED_ROWS);
+        assert_eq!(table(names.len()), whole);
+        let streamed = table(2);
+        assert_ne!(streamed, whole);
+        let (lines, whole_lines): (Vec<&str>, Vec<&str>) =
+            (streamed.lines().collect(), whole.lines().collect());
+        assert_eq!(lines.len(), whole_lines.len());
+        // The header, then the rows in the same order, then the blank line and the same summary.
+        for (line, whole_line) in lines.iter().zip(&whole_lines) {
+            assert_eq!(
+                line.split_whitespace().collect::<Vec<_>>(),
+                whole_line.split_whitespace().collect::<Vec<_>>()
+            );
+        }
+        for name in names {
+            assert_eq!(
+                lines
+                    .iter()
+                    .filter(|l| l.starts_with(&format!("{name} ")))
+                    .count(),
+                1,
+                "{name}"
+            );
+        }
+        // The header and the two measured rows share one width; the long name past them overflows it.
+        let width = lines[0].len();
+        assert!(lines[1..3].iter().all(|l| l.len() == width), "{streamed}");
+        assert!(lines[3].len() > width, "{streamed}");
+        assert!(lines[4..6].iter().all(|l| l.len() == width), "{streamed}");
+    }
+
     /// The JSON is written row by row; it must read exactly as the whole document printed at once.
     #[test]
     fn json_written_row_by_row_is_the_whole_document_printed_at_once() {
-        use kubecur_shared::domain::{AllocationRow, CostVector, Dimension, Flavour};
         let row = |namespace: &str, cost: f64| AllocationRow {
             keys: vec![namespace.to_string(), "rds \"x\"\n".to_string()],
             allocated: namespace != "__unallocated__",

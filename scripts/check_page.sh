@@ -28,30 +28,26 @@ fi
 
 # Debian ships chromium through bookworm-security, which keeps only the newest build: a pinned version
 # disappears from the archive when the next security release lands (CI failed that way once: "Version
-# '148.0.7778.167-1~deb12u1' for 'chromium' was not found"). So the pin is what we install when Debian
-# still offers it; when it does not, the build Debian offers now (or the one installed) is used, at or
-# above CHROMIUM_MIN_MAJOR, and the version is printed so a red run names what it ran on.
+# '148.0.7778.167-1~deb12u1' for 'chromium' was not found"). So the pin is installed while Debian offers
+# it; once it does not, the chromium already installed or else the one Debian offers now is used, if it
+# is at least CHROMIUM_MIN_MAJOR. The version is printed below, so a red run names what it ran on.
 CHROMIUM_MIN_MAJOR=147
-installed="$(dpkg-query -W -f '${Version}' chromium 2>/dev/null || true)"
+# The version of an installed chromium only: a removed package keeps its version in dpkg's database
+# (status "rc"), so the status is checked too.
+chromium_installed() { dpkg-query -W -f '${db:Status-Abbrev} ${Version}' chromium 2>/dev/null | awk '$1 == "ii" { print $2 }' || true; }
+installed="$(chromium_installed)"
 if [[ "$installed" != "$CHROMIUM_VERSION" ]]; then
   apt-get update -qq
   if apt-cache madison chromium | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | grep -qxF "$CHROMIUM_VERSION"; then
     echo "== apt-get install chromium=$CHROMIUM_VERSION (found: ${installed:-none})"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "chromium=$CHROMIUM_VERSION" >/dev/null
-  elif [[ -n "$installed" ]]; then
-    echo "== chromium $CHROMIUM_VERSION is no longer offered by Debian; using the installed $installed"
   else
-    candidate="$(apt-cache policy chromium | awk '/Candidate:/ { print $2 }')"
-    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
-      echo "FAIL: apt offers no chromium (pinned: $CHROMIUM_VERSION)" >&2
-      exit 1
-    fi
-    echo "== chromium $CHROMIUM_VERSION is no longer offered by Debian; apt-get install chromium=$candidate"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$candidate" >/dev/null
+    echo "== chromium $CHROMIUM_VERSION is no longer offered by Debian (found: ${installed:-none})"
+    [[ -n "$installed" ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
-  major="$(dpkg-query -W -f '${Version}' chromium | cut -d. -f1)"
-  if (( major < CHROMIUM_MIN_MAJOR )); then
-    echo "FAIL: chromium $(dpkg-query -W -f '${Version}' chromium) is older than $CHROMIUM_MIN_MAJOR" >&2
+  using="$(chromium_installed)"
+  if [[ -z "$using" ]] || (( ${using%%.*} < CHROMIUM_MIN_MAJOR )); then
+    echo "FAIL: chromium ${using:-(not installed)} is older than $CHROMIUM_MIN_MAJOR" >&2
     exit 1
   fi
 fi
